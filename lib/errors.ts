@@ -1,0 +1,31 @@
+/**
+ * Every error SAGA raises on purpose carries a stable `code`: callers branch on the code, never on the
+ * message. The native core throws instances of this same class (the addon is handed it at load time),
+ * so errors from C++ and from TypeScript argument checks look alike.
+ */
+export type SagaErrorCode =
+  | 'ERR_SAGA_BAD_ARGUMENT'
+  | 'ERR_SAGA_UNKNOWN_BLOCK'
+  | 'ERR_SAGA_BLOCK_STATE'
+  | 'ERR_SAGA_DOUBLE_RELEASE'
+  | 'ERR_SAGA_OUT_OF_BLOCKS'
+  | 'ERR_SAGA_DUPLICATE_HASH'
+  | 'ERR_SAGA_BAD_KEY'
+  | 'ERR_SAGA_TABLE_ROW'
+  | 'ERR_SAGA_TABLE_FULL'
+  | 'ERR_SAGA_BACKEND_UNAVAILABLE'
+  | 'ERR_SAGA_INTERNAL';
+
+export class SagaError extends Error {
+  readonly code: SagaErrorCode;
+
+  constructor(message: string, code: SagaErrorCode) {
+    super(message);
+    this.name = 'SagaError';
+    this.code = code;
+  }
+}
+
+export function badArgument(message: string): SagaError {
+  return new SagaError(message, 'ERR_SAGA_BAD_ARGUMENT');
+}

@@ -1,0 +1,3 @@
+export * from './kv';
+export { SagaError, type SagaErrorCode } from './errors';
+export { nativeBackend, type BackendName, type NativeBackend, type CudaProbe } from './native';

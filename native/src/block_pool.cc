@@ -1,0 +1,486 @@
+#include "saga/block_pool.h"
+
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "saga/errors.h"
+
+namespace saga {
+namespace {
+
+// Index value of a hash reserved by a batch that is still being validated.
+constexpr BlockId kPendingBlock = -2;
+
+[[noreturn]] void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
+
+std::string at(size_t i) { return "[" + std::to_string(i) + "]"; }
+
+double normalizeKey(double key) { return key + 0.0; }  // -0.0 + 0.0 == +0.0; keeps orders bitwise-equal
+
+}  // namespace
+
+BlockPool::BlockPool(const PoolConfig& config, Backend backend)
+    : config_(config), backend_(std::move(backend)), index_(static_cast<size_t>(blockCount())) {
+  if (config.deviceCapacity <= 0) fail(ErrorCode::BadArgument, "deviceCapacity must be positive");
+  if (config.hostCapacity < 0 || config.payloadBytes < 0 || config.tableRows < 0 || config.tableCols < 0) {
+    fail(ErrorCode::BadArgument, "hostCapacity, payloadBytes, tableRows and tableCols must be >= 0");
+  }
+  const size_t blocks = static_cast<size_t>(blockCount());
+  hash_.assign(blocks, kNoHash);
+  refcount_.assign(blocks, 0);
+  state_.assign(blocks, static_cast<uint8_t>(BlockState::Free));
+  session_.assign(blocks, kNoSession);
+  position_.assign(blocks, 0);
+  mark_.assign(blocks, 0);
+  for (int t = 0; t < 2; ++t) {
+    Tier tier = static_cast<Tier>(t);
+    int32_t first = tier == Tier::Device ? 0 : config.deviceCapacity;
+    int32_t count = tier == Tier::Device ? config.deviceCapacity : config.hostCapacity;
+    FreeQueue& q = freeQueues_[t];
+    q.ring.resize(static_cast<size_t>(count));
+    for (int32_t i = 0; i < count; ++i) q.ring[static_cast<size_t>(i)] = first + i;
+    q.head = 0;
+    q.size = static_cast<size_t>(count);
+  }
+  counts_.deviceFree = config.deviceCapacity;
+  counts_.hostFree = config.hostCapacity;
+  tableLengths_.assign(static_cast<size_t>(config.tableRows), 0);
+  rowScratch_.assign(static_cast<size_t>(config.tableRows), -1);
+}
+
+// ---- small helpers ----------------------------------------------------------------------------------
+
+BlockId BlockPool::popFree(Tier tier) {
+  FreeQueue& q = freeQueues_[static_cast<int>(tier)];
+  BlockId id = q.ring[q.head];
+  q.head = q.head + 1 == q.ring.size() ? 0 : q.head + 1;
+  --q.size;
+  if (tier == Tier::Device) --counts_.deviceFree; else --counts_.hostFree;
+  return id;
+}
+
+void BlockPool::pushFree(BlockId id) {
+  Tier tier = tierOf(id);
+  FreeQueue& q = freeQueues_[static_cast<int>(tier)];
+  size_t tail = q.head + q.size;
+  if (tail >= q.ring.size()) tail -= q.ring.size();
+  q.ring[tail] = id;
+  ++q.size;
+  if (tier == Tier::Device) ++counts_.deviceFree; else ++counts_.hostFree;
+}
+
+void BlockPool::dropCached(BlockId id) {
+  index_.erase(hash_[id]);
+  hash_[id] = kNoHash;
+  state_[id] = static_cast<uint8_t>(BlockState::Free);
+  session_[id] = kNoSession;
+  position_[id] = 0;
+  backend_.order->unassign(id);
+  if (tierOf(id) == Tier::Device) --counts_.deviceCached; else --counts_.hostCached;
+  pushFree(id);
+}
+
+void BlockPool::makeRoom(Tier tier, size_t n) {
+  size_t freeNow = static_cast<size_t>(tier == Tier::Device ? counts_.deviceFree : counts_.hostFree);
+  if (freeNow >= n) return;
+  size_t need = n - freeNow;
+  scratchIds_.resize(need);
+  size_t got = backend_.order->select(tier, need, scratchIds_.data());
+  if (got != need) fail(ErrorCode::Internal, "eviction order returned fewer victims than cached blocks");
+  for (size_t i = 0; i < need; ++i) dropCached(scratchIds_[i]);
+}
+
+void BlockPool::checkKnown(BlockId id) const {
+  if (id < 0 || id >= blockCount()) {
+    fail(ErrorCode::UnknownBlock, "block " + std::to_string(id) + " is out of range [0, " + std::to_string(blockCount()) + ")");
+  }
+  if (state_[id] == static_cast<uint8_t>(BlockState::Free)) {
+    fail(ErrorCode::UnknownBlock, "block " + std::to_string(id) + " is free (it holds nothing)");
+  }
+}
+
+void BlockPool::checkKey(double key) const {
+  if (std::isnan(key)) fail(ErrorCode::BadKey, "eviction key is NaN");
+}
+
+void BlockPool::checkRow(int32_t row) const {
+  if (row < 0 || row >= config_.tableRows) {
+    fail(ErrorCode::TableRow, "table row " + std::to_string(row) + " is out of range [0, " + std::to_string(config_.tableRows) + ")");
+  }
+}
+
+void BlockPool::clearMarks(const BlockId* ids, size_t n) {
+  for (size_t i = 0; i < n; ++i) mark_[ids[i]] = 0;
+}
+
+void BlockPool::checkDistinct(const BlockId* ids, size_t n) {
+  // ids are known to be in range. Marks are cleared on the way out, error or not.
+  for (size_t i = 0; i < n; ++i) {
+    if (mark_[ids[i]] != 0) {
+      clearMarks(ids, i);
+      fail(ErrorCode::BadArgument, "block " + std::to_string(ids[i]) + " appears twice in the batch" + at(i));
+    }
+    mark_[ids[i]] = 1;
+  }
+  clearMarks(ids, n);
+}
+
+template <typename PerElement>
+void BlockPool::reserveHashes(const BlockHash* hashes, size_t n, PerElement perElement) {
+  for (size_t i = 0; i < n; ++i) index_.prefetch(hashes[i]);
+  for (size_t i = 0; i < n; ++i) {
+    try {
+      perElement(i);
+      if (hashes[i] == kNoHash) continue;
+      BlockId found = index_.find(hashes[i]);
+      if (found != kNoBlock) {
+        fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is " +
+                                           (found == kPendingBlock ? std::string("repeated within the batch")
+                                                                   : "already cached in block " + std::to_string(found)));
+      }
+      index_.put(hashes[i], kPendingBlock);
+    } catch (...) {
+      for (size_t j = 0; j < i; ++j) {
+        if (hashes[j] != kNoHash) index_.erase(hashes[j]);
+      }
+      throw;
+    }
+  }
+}
+
+// ---- operations -------------------------------------------------------------------------------------
+
+size_t BlockPool::lookup(const BlockHash* hashes, size_t n, BlockId* outIds) const {
+  for (size_t i = 0; i < n; ++i) index_.prefetch(hashes[i]);
+  for (size_t i = 0; i < n; ++i) {
+    BlockId id = hashes[i] == kNoHash ? kNoBlock : index_.find(hashes[i]);
+    if (id == kNoBlock) return i;
+    outIds[i] = id;
+  }
+  return n;
+}
+
+void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, const int32_t* positions, size_t n,
+                         BlockId* outIds) {
+  reserveHashes(hashes, n, [&](size_t i) {
+    if (sessions[i] < kNoSession) fail(ErrorCode::BadArgument, "sessions" + at(i) + " must be >= -1");
+    if (positions[i] < 0) fail(ErrorCode::BadArgument, "positions" + at(i) + " must be >= 0");
+  });
+  if (n > static_cast<size_t>(counts_.deviceFree + counts_.deviceCached)) {
+    for (size_t i = 0; i < n; ++i) {
+      if (hashes[i] != kNoHash) index_.erase(hashes[i]);
+    }
+    fail(ErrorCode::OutOfBlocks, "allocate needs " + std::to_string(n) + " device blocks; " +
+                                     std::to_string(counts_.deviceFree) + " free and " +
+                                     std::to_string(counts_.deviceCached) + " cached (evictable)");
+  }
+  makeRoom(Tier::Device, n);
+  for (size_t i = 0; i < n; ++i) {
+    BlockId id = popFree(Tier::Device);
+    hash_[id] = hashes[i];
+    if (hashes[i] != kNoHash) index_.put(hashes[i], id);
+    refcount_[id] = 1;
+    state_[id] = static_cast<uint8_t>(BlockState::Referenced);
+    session_[id] = sessions[i];
+    position_[id] = positions[i];
+    backend_.order->assign(id, sessions[i], positions[i], 0.0);
+    outIds[i] = id;
+  }
+  counts_.deviceReferenced += static_cast<int32_t>(n);
+}
+
+void BlockPool::commit(const BlockId* ids, const BlockHash* hashes, size_t n) {
+  size_t marked = 0;
+  try {
+    reserveHashes(hashes, n, [&](size_t i) {
+      BlockId id = ids[i];
+      checkKnown(id);
+      if (state_[id] != static_cast<uint8_t>(BlockState::Referenced)) {
+        fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is not referenced: only blocks in use are committed");
+      }
+      if (hash_[id] != kNoHash) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " already has a hash");
+      if (hashes[i] == kNoHash) fail(ErrorCode::BadArgument, "hashes" + at(i) + " is 0, which means no hash");
+      if (mark_[id] != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(id) + " appears twice in the batch" + at(i));
+      mark_[id] = 1;
+      marked = i + 1;
+    });
+  } catch (...) {
+    clearMarks(ids, marked);
+    throw;
+  }
+  clearMarks(ids, n);
+  for (size_t i = 0; i < n; ++i) {
+    hash_[ids[i]] = hashes[i];
+    index_.put(hashes[i], ids[i]);
+  }
+}
+
+void BlockPool::acquire(const BlockId* ids, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    checkKnown(ids[i]);
+    if (tierOf(ids[i]) == Tier::Host) {
+      fail(ErrorCode::BlockState, "block " + std::to_string(ids[i]) + " is on the host tier: restore it before use");
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    BlockId id = ids[i];
+    if (refcount_[id]++ == 0) {
+      state_[id] = static_cast<uint8_t>(BlockState::Referenced);
+      backend_.order->makeUnevictable(id);
+      --counts_.deviceCached;
+      ++counts_.deviceReferenced;
+    }
+  }
+}
+
+void BlockPool::release(const BlockId* ids, const double* keys, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    BlockId id = ids[i];
+    try {
+      checkKnown(id);
+      if (tierOf(id) == Tier::Host) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is on the host tier and holds no references");
+      checkKey(keys[i]);
+      if (++mark_[id] > refcount_[id]) {
+        fail(ErrorCode::DoubleRelease, "block " + std::to_string(id) + " released " + std::to_string(mark_[id]) +
+                                           " time(s) but holds " + std::to_string(refcount_[id]) + " reference(s)");
+      }
+    } catch (...) {
+      clearMarks(ids, i + (id >= 0 && id < blockCount() && mark_[id] != 0 ? 1 : 0));
+      throw;
+    }
+  }
+  clearMarks(ids, n);
+  for (size_t i = 0; i < n; ++i) {
+    BlockId id = ids[i];
+    if (--refcount_[id] != 0) continue;
+    --counts_.deviceReferenced;
+    if (hash_[id] != kNoHash) {
+      state_[id] = static_cast<uint8_t>(BlockState::Cached);
+      ++counts_.deviceCached;
+      backend_.order->makeEvictable(id, normalizeKey(keys[i]));
+    } else {
+      state_[id] = static_cast<uint8_t>(BlockState::Free);
+      session_[id] = kNoSession;
+      position_[id] = 0;
+      backend_.order->unassign(id);
+      pushFree(id);
+    }
+  }
+}
+
+void BlockPool::setKeys(const BlockId* ids, const double* keys, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    checkKnown(ids[i]);
+    checkKey(keys[i]);
+  }
+  // The order sees normalised keys; copy only when a -0.0 is present (rare).
+  bool negZero = false;
+  for (size_t i = 0; i < n && !negZero; ++i) negZero = keys[i] == 0.0 && std::signbit(keys[i]);
+  if (!negZero) {
+    backend_.order->setKeys(ids, keys, n);
+    return;
+  }
+  std::vector<double> normalized(keys, keys + n);
+  for (double& k : normalized) k = normalizeKey(k);
+  backend_.order->setKeys(ids, normalized.data(), n);
+}
+
+int64_t BlockPool::setSessionKeys(const SessionId* sessions, const double* keys, const int32_t* minPositions, size_t n) {
+  bool negZero = false;
+  for (size_t i = 0; i < n; ++i) {
+    if (sessions[i] < 0) fail(ErrorCode::BadArgument, "sessions" + at(i) + " must be >= 0");
+    if (minPositions[i] < 0) fail(ErrorCode::BadArgument, "minPositions" + at(i) + " must be >= 0");
+    checkKey(keys[i]);
+    negZero = negZero || (keys[i] == 0.0 && std::signbit(keys[i]));
+  }
+  if (!negZero) return backend_.order->setSessionKeys(sessions, keys, minPositions, n);
+  std::vector<double> normalized(keys, keys + n);
+  for (double& k : normalized) k = normalizeKey(k);
+  return backend_.order->setSessionKeys(sessions, normalized.data(), minPositions, n);
+}
+
+size_t BlockPool::victims(Tier tier, size_t k, BlockId* out) {
+  size_t cached = static_cast<size_t>(tier == Tier::Device ? counts_.deviceCached : counts_.hostCached);
+  if (k > cached) k = cached;
+  if (k == 0) return 0;
+  return backend_.order->select(tier, k, out);
+}
+
+void BlockPool::evict(const BlockId* ids, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    checkKnown(ids[i]);
+    if (state_[ids[i]] != static_cast<uint8_t>(BlockState::Cached)) {
+      fail(ErrorCode::BlockState, "block " + std::to_string(ids[i]) + " is referenced and cannot be evicted");
+    }
+  }
+  checkDistinct(ids, n);
+  for (size_t i = 0; i < n; ++i) dropCached(ids[i]);
+}
+
+void BlockPool::offload(const BlockId* deviceIds, size_t n, BlockId* outHostIds) {
+  for (size_t i = 0; i < n; ++i) {
+    BlockId id = deviceIds[i];
+    checkKnown(id);
+    if (tierOf(id) == Tier::Host) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is already on the host tier");
+    if (state_[id] != static_cast<uint8_t>(BlockState::Cached)) {
+      fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is referenced: only cached blocks are offloaded");
+    }
+  }
+  checkDistinct(deviceIds, n);
+  if (n > static_cast<size_t>(config_.hostCapacity)) {
+    fail(ErrorCode::OutOfBlocks, "offload of " + std::to_string(n) + " blocks exceeds the host tier's capacity of " +
+                                     std::to_string(config_.hostCapacity));
+  }
+  makeRoom(Tier::Host, n);
+  for (size_t i = 0; i < n; ++i) outHostIds[i] = popFree(Tier::Host);
+  moveBlocks(deviceIds, outHostIds, n);
+}
+
+void BlockPool::restore(const BlockId* hostIds, size_t n, BlockId* outDeviceIds) {
+  for (size_t i = 0; i < n; ++i) {
+    checkKnown(hostIds[i]);
+    if (tierOf(hostIds[i]) == Tier::Device) {
+      fail(ErrorCode::BlockState, "block " + std::to_string(hostIds[i]) + " is already on the device tier");
+    }
+  }
+  checkDistinct(hostIds, n);
+  if (n > static_cast<size_t>(counts_.deviceFree + counts_.deviceCached)) {
+    fail(ErrorCode::OutOfBlocks, "restore needs " + std::to_string(n) + " device blocks; " +
+                                     std::to_string(counts_.deviceFree) + " free and " +
+                                     std::to_string(counts_.deviceCached) + " cached (evictable)");
+  }
+  makeRoom(Tier::Device, n);
+  for (size_t i = 0; i < n; ++i) outDeviceIds[i] = popFree(Tier::Device);
+  moveBlocks(hostIds, outDeviceIds, n);
+}
+
+// Moves cached blocks from[i] -> free slots to[i] (popped already) across tiers.
+void BlockPool::moveBlocks(const BlockId* from, const BlockId* to, size_t n) {
+  if (config_.payloadBytes > 0) backend_.payload->copy(from, to, n);
+  backend_.order->move(from, to, n);
+  for (size_t i = 0; i < n; ++i) {
+    BlockId src = from[i], dst = to[i];
+    hash_[dst] = hash_[src];
+    session_[dst] = session_[src];
+    position_[dst] = position_[src];
+    state_[dst] = static_cast<uint8_t>(BlockState::Cached);
+    index_.put(hash_[dst], dst);
+    hash_[src] = kNoHash;
+    session_[src] = kNoSession;
+    position_[src] = 0;
+    state_[src] = static_cast<uint8_t>(BlockState::Free);
+    pushFree(src);
+    if (tierOf(dst) == Tier::Device) {
+      ++counts_.deviceCached;
+      --counts_.hostCached;
+    } else {
+      ++counts_.hostCached;
+      --counts_.deviceCached;
+    }
+  }
+}
+
+void BlockPool::tableAppend(const int32_t* rows, const BlockId* ids, size_t n) {
+  size_t checked = 0;
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      checkRow(rows[i]);
+      checkKnown(ids[i]);
+      if (tierOf(ids[i]) == Tier::Host) fail(ErrorCode::BlockState, "block " + std::to_string(ids[i]) + " is on the host tier");
+      int32_t& pending = rowScratch_[rows[i]];
+      if (pending < 0) pending = tableLengths_[rows[i]];
+      if (pending >= config_.tableCols) {
+        fail(ErrorCode::TableFull, "table row " + std::to_string(rows[i]) + " is full (" + std::to_string(config_.tableCols) + " blocks)");
+      }
+      ++pending;
+      checked = i + 1;
+    }
+  } catch (...) {
+    for (size_t i = 0; i < checked; ++i) rowScratch_[rows[i]] = -1;
+    throw;
+  }
+  scratchIds_.resize(n);  // column of each append
+  for (size_t i = 0; i < n; ++i) {
+    rowScratch_[rows[i]] = -1;
+    scratchIds_[i] = tableLengths_[rows[i]]++;
+  }
+  backend_.tables->scatter(rows, scratchIds_.data(), ids, n);
+}
+
+void BlockPool::tableTruncate(const int32_t* rows, const int32_t* lengths, size_t n) {
+  size_t checked = 0;
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      checkRow(rows[i]);
+      int32_t& pending = rowScratch_[rows[i]];
+      if (pending < 0) pending = tableLengths_[rows[i]];
+      if (lengths[i] < 0 || lengths[i] > pending) {
+        fail(ErrorCode::BadArgument, "lengths" + at(i) + " = " + std::to_string(lengths[i]) + " must be in [0, " +
+                                         std::to_string(pending) + "], the row's length");
+      }
+      pending = lengths[i];
+      checked = i + 1;
+    }
+  } catch (...) {
+    for (size_t i = 0; i < checked; ++i) rowScratch_[rows[i]] = -1;
+    throw;
+  }
+  // Cells past the new lengths go back to -1, so readers never see stale ids.
+  std::vector<int32_t> cellRows, cellCols;
+  for (size_t i = 0; i < n; ++i) {
+    int32_t row = rows[i];
+    if (rowScratch_[row] < 0) continue;  // this row was handled at an earlier element
+    for (int32_t c = rowScratch_[row]; c < tableLengths_[row]; ++c) {
+      cellRows.push_back(row);
+      cellCols.push_back(c);
+    }
+    tableLengths_[row] = rowScratch_[row];
+    rowScratch_[row] = -1;
+  }
+  std::vector<BlockId> empty(cellRows.size(), kNoBlock);
+  if (!cellRows.empty()) backend_.tables->scatter(cellRows.data(), cellCols.data(), empty.data(), cellRows.size());
+}
+
+void BlockPool::tableRead(const int32_t* rows, size_t n, BlockId* outIds, int32_t* outLengths) {
+  for (size_t i = 0; i < n; ++i) checkRow(rows[i]);
+  backend_.tables->readRows(rows, n, outIds);
+  for (size_t i = 0; i < n; ++i) outLengths[i] = tableLengths_[rows[i]];
+}
+
+void BlockPool::writePayload(const BlockId* ids, size_t n, const uint8_t* data) {
+  if (config_.payloadBytes == 0) fail(ErrorCode::BadArgument, "this pool has no payload (payloadBytes is 0)");
+  for (size_t i = 0; i < n; ++i) checkKnown(ids[i]);
+  backend_.payload->write(ids, n, data);
+}
+
+void BlockPool::readPayload(const BlockId* ids, size_t n, uint8_t* out) {
+  if (config_.payloadBytes == 0) fail(ErrorCode::BadArgument, "this pool has no payload (payloadBytes is 0)");
+  for (size_t i = 0; i < n; ++i) checkKnown(ids[i]);
+  backend_.payload->read(ids, n, out);
+}
+
+PoolState BlockPool::exportState() const {
+  PoolState s;
+  s.hash = hash_;
+  s.refcount = refcount_;
+  s.state = state_;
+  s.session = session_;
+  s.position = position_;
+  s.key.resize(hash_.size());
+  backend_.order->exportKeys(s.key.data());
+  for (int t = 0; t < 2; ++t) {
+    const FreeQueue& q = freeQueues_[t];
+    std::vector<BlockId>& out = t == 0 ? s.deviceFreeQueue : s.hostFreeQueue;
+    out.reserve(q.size);
+    for (size_t i = 0; i < q.size; ++i) out.push_back(q.ring[(q.head + i) % q.ring.size()]);
+  }
+  s.tableLengths = tableLengths_;
+  std::vector<int32_t> rows(static_cast<size_t>(config_.tableRows));
+  for (int32_t r = 0; r < config_.tableRows; ++r) rows[static_cast<size_t>(r)] = r;
+  s.table.assign(static_cast<size_t>(config_.tableRows) * static_cast<size_t>(config_.tableCols), kNoBlock);
+  if (!rows.empty() && config_.tableCols > 0) backend_.tables->readRows(rows.data(), rows.size(), s.table.data());
+  return s;
+}
+
+}  // namespace saga
