@@ -6,7 +6,7 @@
         "native/src/binding.cc",
         "native/src/block_pool.cc",
         "native/src/cpu/backend.cc",
-        "native/src/cpu/eviction_heap.cc",
+        "native/src/cpu/eviction_order.cc",
         "native/src/no_cuda.cc"
       ],
       "include_dirs": [

@@ -55,14 +55,18 @@ struct View {
   size_t length;
 };
 
+// One napi_get_typedarray_info call checks the type and yields data and length (node-addon-api's
+// TypedArrayOf would make three calls; this is the hot path of every operation).
 template <typename T>
 View<T> arg(const Napi::CallbackInfo& info, size_t i, const char* name) {
-  Napi::Value v = info[i];
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != TypeOf<T>::value) {
+  napi_typedarray_type type;
+  size_t length = 0;
+  void* data = nullptr;
+  napi_status status = napi_get_typedarray_info(info.Env(), info[i], &type, &length, &data, nullptr, nullptr);
+  if (status != napi_ok || type != TypeOf<T>::value) {
     throwJs(info.Env(), ErrorCode::BadArgument, std::string(name) + " must be a " + TypeOf<T>::name);
   }
-  auto a = v.As<Napi::TypedArrayOf<T>>();
-  return View<T>{a.Data(), a.ElementLength()};
+  return View<T>{static_cast<T*>(data), length};
 }
 
 void needLength(Napi::Env env, size_t got, size_t want, const char* name) {

@@ -81,6 +81,12 @@ void BlockPool::dropCached(BlockId id) {
   pushFree(id);
 }
 
+void BlockPool::dropAll(const BlockId* ids, size_t n) {
+  // The victims' index slots are scattered: request them all before the first erase needs one.
+  for (size_t i = 0; i < n; ++i) index_.prefetch(hash_[ids[i]]);
+  for (size_t i = 0; i < n; ++i) dropCached(ids[i]);
+}
+
 void BlockPool::makeRoom(Tier tier, size_t n) {
   size_t freeNow = static_cast<size_t>(tier == Tier::Device ? counts_.deviceFree : counts_.hostFree);
   if (freeNow >= n) return;
@@ -88,7 +94,7 @@ void BlockPool::makeRoom(Tier tier, size_t n) {
   scratchIds_.resize(need);
   size_t got = backend_.order->select(tier, need, scratchIds_.data());
   if (got != need) fail(ErrorCode::Internal, "eviction order returned fewer victims than cached blocks");
-  for (size_t i = 0; i < need; ++i) dropCached(scratchIds_[i]);
+  dropAll(scratchIds_.data(), need);
 }
 
 void BlockPool::checkKnown(BlockId id) const {
@@ -315,7 +321,7 @@ void BlockPool::evict(const BlockId* ids, size_t n) {
     }
   }
   checkDistinct(ids, n);
-  for (size_t i = 0; i < n; ++i) dropCached(ids[i]);
+  dropAll(ids, n);
 }
 
 void BlockPool::offload(const BlockId* deviceIds, size_t n, BlockId* outHostIds) {
@@ -462,11 +468,11 @@ void BlockPool::readPayload(const BlockId* ids, size_t n, uint8_t* out) {
 
 PoolState BlockPool::exportState() const {
   PoolState s;
-  s.hash = hash_;
-  s.refcount = refcount_;
-  s.state = state_;
-  s.session = session_;
-  s.position = position_;
+  s.hash.assign(hash_.begin(), hash_.end());
+  s.refcount.assign(refcount_.begin(), refcount_.end());
+  s.state.assign(state_.begin(), state_.end());
+  s.session.assign(session_.begin(), session_.end());
+  s.position.assign(position_.begin(), position_.end());
   s.key.resize(hash_.size());
   backend_.order->exportKeys(s.key.data());
   for (int t = 0; t < 2; ++t) {

@@ -20,6 +20,7 @@
 
 #include "saga/backend.h"
 #include "saga/hash_index.h"
+#include "saga/huge_page_allocator.h"
 #include "saga/types.h"
 
 namespace saga {
@@ -118,6 +119,7 @@ class BlockPool {
   BlockId popFree(Tier tier);
   void pushFree(BlockId id);
   void dropCached(BlockId id);            // Cached -> Free: index, order, free queue
+  void dropAll(const BlockId* ids, size_t n);
   void makeRoom(Tier tier, size_t n);     // evicts victims until `n` blocks are free in `tier`
   void moveBlocks(const BlockId* from, const BlockId* to, size_t n);  // across tiers, to[] popped already
   void checkKnown(BlockId id) const;      // in range and not free
@@ -136,15 +138,15 @@ class BlockPool {
   HashIndex index_;
   PoolCounts counts_;
   // Per-block flat arrays (structure of arrays).
-  std::vector<BlockHash> hash_;
-  std::vector<int32_t> refcount_;
-  std::vector<uint8_t> state_;
-  std::vector<SessionId> session_;
-  std::vector<int32_t> position_;
-  std::vector<int32_t> mark_;  // scratch for batch validation, all zero between calls
+  FlatArray<BlockHash> hash_;
+  FlatArray<int32_t> refcount_;
+  FlatArray<uint8_t> state_;
+  FlatArray<SessionId> session_;
+  FlatArray<int32_t> position_;
+  FlatArray<int32_t> mark_;  // scratch for batch validation, all zero between calls
   // FIFO free queues as ring buffers, one per tier.
   struct FreeQueue {
-    std::vector<BlockId> ring;
+    FlatArray<BlockId> ring;
     size_t head = 0, size = 0;
   };
   FreeQueue freeQueues_[2];

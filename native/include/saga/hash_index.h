@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "saga/huge_page_allocator.h"
 #include "saga/types.h"
 
 namespace saga {
@@ -69,7 +70,7 @@ class HashIndex {
     BlockHash hash;
     BlockId id;
   };
-  std::vector<Slot> slots_;
+  FlatArray<Slot> slots_;
   size_t mask_ = 0;
 };
 

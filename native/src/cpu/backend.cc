@@ -1,7 +1,7 @@
 #include <memory>
 
 #include "block_table_storage.h"
-#include "eviction_heap.h"
+#include "eviction_order.h"
 #include "payload_store.h"
 #include "saga/backend.h"
 

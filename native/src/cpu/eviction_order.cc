@@ -1,4 +1,4 @@
-#include "eviction_heap.h"
+#include "eviction_order.h"
 
 #include <algorithm>
 
@@ -13,14 +13,16 @@ CpuEvictionOrder::CpuEvictionOrder(int32_t deviceCapacity, int32_t hostCapacity)
   position_.assign(blocks, 0);
   session_.assign(blocks, kNoSession);
   stamp_.assign(blocks, 0);
-  evictable_.assign(blocks, 0);
+  place_.assign(blocks, kNotEvictable);
+  listNext_.assign(blocks, kNoBlock);
+  listPrev_.assign(blocks, kNoBlock);
   sessionNext_.assign(blocks, kNoBlock);
   sessionPrev_.assign(blocks, kNoBlock);
 }
 
 // ---- heap mechanics ---------------------------------------------------------------------------------
 
-void CpuEvictionOrder::siftUp(std::vector<Entry>& h, size_t i) {
+void CpuEvictionOrder::siftUp(FlatArray<Entry>& h, size_t i) {
   Entry e = h[i];
   while (i > 0) {
     size_t parent = (i - 1) / kArity;
@@ -31,7 +33,7 @@ void CpuEvictionOrder::siftUp(std::vector<Entry>& h, size_t i) {
   h[i] = e;
 }
 
-void CpuEvictionOrder::siftDown(std::vector<Entry>& h, size_t i) {
+void CpuEvictionOrder::siftDown(FlatArray<Entry>& h, size_t i) {
   Entry e = h[i];
   size_t n = h.size();
   for (;;) {
@@ -49,58 +51,100 @@ void CpuEvictionOrder::siftDown(std::vector<Entry>& h, size_t i) {
   h[i] = e;
 }
 
-void CpuEvictionOrder::popRoot(std::vector<Entry>& h) {
+void CpuEvictionOrder::popRoot(FlatArray<Entry>& h) {
   h.front() = h.back();
   h.pop_back();
   if (!h.empty()) siftDown(h, 0);
 }
 
-void CpuEvictionOrder::rebuild(Heap& heap) {
-  std::vector<Entry>& h = heap.entries;
+void CpuEvictionOrder::compactIfStale(Tiered& t) {
+  // Amortised O(1) per operation; the heap stays under twice its live size.
+  FlatArray<Entry>& h = t.heap;
+  if (h.size() <= 2 * t.heapLive + 64) return;
   h.erase(std::remove_if(h.begin(), h.end(), [this](const Entry& e) { return !isLive(e); }), h.end());
   for (size_t i = h.size() / kArity + 1; i-- > 0;) {
     if (i < h.size()) siftDown(h, i);
   }
 }
 
-void CpuEvictionOrder::push(BlockId id) {
-  Heap& heap = heapOf(id);
-  heap.entries.push_back(Entry{key_[id], position_[id], id, ++stamp_[id]});
-  siftUp(heap.entries, heap.entries.size() - 1);
+// ---- placing evictable blocks -----------------------------------------------------------------------
+
+void CpuEvictionOrder::enter(BlockId id) {
+  Tiered& t = tierOf(id);
+  if (t.listTail == kNoBlock || !blockBefore(id, t.listTail)) {
+    listPrev_[id] = t.listTail;
+    listNext_[id] = kNoBlock;
+    if (t.listTail != kNoBlock) listNext_[t.listTail] = id; else t.listHead = id;
+    t.listTail = id;
+    place_[id] = kInList;
+    return;
+  }
+  place_[id] = kInHeap;
+  ++t.heapLive;
+  t.heap.push_back(Entry{key_[id], position_[id], id, ++stamp_[id]});
+  siftUp(t.heap, t.heap.size() - 1);
 }
 
-void CpuEvictionOrder::compactIfStale(Heap& heap) {
-  // Rebuild once stale entries outnumber live ones: amortised O(1) per operation, heap at most 2x.
-  if (heap.entries.size() > 2 * heap.live + 64) rebuild(heap);
+void CpuEvictionOrder::leave(BlockId id) {
+  Tiered& t = tierOf(id);
+  if (place_[id] == kInList) {
+    BlockId prev = listPrev_[id], next = listNext_[id];
+    if (prev != kNoBlock) listNext_[prev] = next; else t.listHead = next;
+    if (next != kNoBlock) listPrev_[next] = prev; else t.listTail = prev;
+    listPrev_[id] = listNext_[id] = kNoBlock;
+    place_[id] = kNotEvictable;
+    return;
+  }
+  place_[id] = kNotEvictable;  // the heap entry turns stale
+  --t.heapLive;
+  compactIfStale(t);
 }
 
 // ---- sessions ---------------------------------------------------------------------------------------
 
+CpuEvictionOrder::SessionEnds* CpuEvictionOrder::sessionEnds(SessionId s, bool create) {
+  if (s == lastSession_ && lastEnds_ != nullptr) return lastEnds_;
+  SessionEnds* ends = nullptr;
+  if (create) {
+    ends = &sessions_.try_emplace(s).first->second;  // map values stay put across rehashing
+  } else {
+    auto it = sessions_.find(s);
+    if (it == sessions_.end()) return nullptr;
+    ends = &it->second;
+  }
+  lastSession_ = s;
+  lastEnds_ = ends;
+  return ends;
+}
+
 void CpuEvictionOrder::linkSession(BlockId id) {
+  // Appended at the tail: a session's deep blocks, evicted first, leave from the tail with no map access.
   SessionId s = session_[id];
   if (s < 0) return;
-  auto [it, inserted] = sessionHead_.try_emplace(s, id);
-  if (!inserted) {
-    BlockId head = it->second;
-    sessionNext_[id] = head;
-    sessionPrev_[head] = id;
-    it->second = id;
-  }
+  SessionEnds* ends = sessionEnds(s, true);
+  sessionPrev_[id] = ends->tail;
+  sessionNext_[id] = kNoBlock;
+  if (ends->tail != kNoBlock) sessionNext_[ends->tail] = id; else ends->head = id;
+  ends->tail = id;
 }
 
 void CpuEvictionOrder::unlinkSession(BlockId id) {
   SessionId s = session_[id];
   if (s < 0) return;
   BlockId prev = sessionPrev_[id], next = sessionNext_[id];
-  if (next != kNoBlock) sessionPrev_[next] = prev;
-  if (prev != kNoBlock) {
-    sessionNext_[prev] = next;
-  } else if (next != kNoBlock) {
-    sessionHead_[s] = next;
-  } else {
-    sessionHead_.erase(s);
-  }
   sessionNext_[id] = sessionPrev_[id] = kNoBlock;
+  if (prev != kNoBlock && next != kNoBlock) {
+    sessionNext_[prev] = next;
+    sessionPrev_[next] = prev;
+    return;
+  }
+  SessionEnds* ends = sessionEnds(s, false);
+  if (prev != kNoBlock) sessionNext_[prev] = next; else ends->head = next;
+  if (next != kNoBlock) sessionPrev_[next] = prev; else ends->tail = prev;
+  if (ends->head == kNoBlock) {
+    if (lastEnds_ == ends) lastEnds_ = nullptr;
+    sessions_.erase(s);
+  }
 }
 
 // ---- EvictionOrder ----------------------------------------------------------------------------------
@@ -113,7 +157,7 @@ void CpuEvictionOrder::assign(BlockId id, SessionId session, int32_t position, d
 }
 
 void CpuEvictionOrder::unassign(BlockId id) {
-  if (evictable_[id] != 0) makeUnevictable(id);
+  if (place_[id] != kNotEvictable) leave(id);
   unlinkSession(id);
   session_[id] = kNoSession;
   position_[id] = 0;
@@ -122,17 +166,10 @@ void CpuEvictionOrder::unassign(BlockId id) {
 
 void CpuEvictionOrder::makeEvictable(BlockId id, double key) {
   key_[id] = key;
-  evictable_[id] = 1;
-  ++heapOf(id).live;
-  push(id);
+  enter(id);
 }
 
-void CpuEvictionOrder::makeUnevictable(BlockId id) {
-  evictable_[id] = 0;
-  Heap& heap = heapOf(id);
-  --heap.live;
-  compactIfStale(heap);
-}
+void CpuEvictionOrder::makeUnevictable(BlockId id) { leave(id); }
 
 void CpuEvictionOrder::move(const BlockId* from, const BlockId* to, size_t n) {
   for (size_t i = 0; i < n; ++i) {
@@ -147,11 +184,13 @@ void CpuEvictionOrder::move(const BlockId* from, const BlockId* to, size_t n) {
 void CpuEvictionOrder::setKeys(const BlockId* ids, const double* keys, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     BlockId id = ids[i];
-    key_[id] = keys[i];
-    if (evictable_[id] != 0) {
-      push(id);  // the old entry turns stale
-      compactIfStale(heapOf(id));
+    if (place_[id] == kNotEvictable) {
+      key_[id] = keys[i];
+      continue;
     }
+    leave(id);
+    key_[id] = keys[i];
+    enter(id);
   }
 }
 
@@ -159,34 +198,52 @@ int64_t CpuEvictionOrder::setSessionKeys(const SessionId* sessions, const double
                                          size_t n) {
   int64_t updates = 0;
   for (size_t i = 0; i < n; ++i) {
-    auto it = sessionHead_.find(sessions[i]);
-    if (it == sessionHead_.end()) continue;
-    for (BlockId id = it->second; id != kNoBlock; id = sessionNext_[id]) {
+    SessionEnds* ends = sessionEnds(sessions[i], false);
+    if (ends == nullptr) continue;
+    for (BlockId id = ends->head; id != kNoBlock; id = sessionNext_[id]) {
       if (position_[id] < minPositions[i]) continue;
       ++updates;
-      key_[id] = keys[i];
-      if (evictable_[id] != 0) push(id);
+      setKeys(&id, &keys[i], 1);
     }
-    compactIfStale(heaps_[0]);
-    compactIfStale(heaps_[1]);
   }
   return updates;
 }
 
 size_t CpuEvictionOrder::select(Tier tier, size_t k, BlockId* out) {
-  Heap& heap = heaps_[static_cast<int>(tier)];
-  std::vector<Entry>& h = heap.entries;
+  Tiered& t = tiers_[static_cast<int>(tier)];
+  FlatArray<Entry>& h = t.heap;
   while (!h.empty() && !isLive(h.front())) popRoot(h);  // physical cleanup only; nothing observable
-  // Frontier walk: the k smallest of a heap are found by expanding, smallest first, from the root.
+  // Merge two sorted streams: the in-order list from its head, and the heap by a frontier walk (the k
+  // smallest of a heap are found by expanding, smallest first, from the root).
   auto later = [&h](size_t a, size_t b) { return before(h[b], h[a]); };
   frontier_.clear();
   if (!h.empty()) frontier_.push_back(0);
+  BlockId cursor = t.listHead;
   size_t written = 0;
-  while (written < k && !frontier_.empty()) {
+  while (written < k) {
+    // Bring a live entry to the frontier's top (stale ones are expanded and dropped).
+    while (!frontier_.empty() && !isLive(h[frontier_.front()])) {
+      std::pop_heap(frontier_.begin(), frontier_.end(), later);
+      size_t i = frontier_.back();
+      frontier_.pop_back();
+      size_t first = i * kArity + 1, last = std::min(first + kArity, h.size());
+      for (size_t c = first; c < last; ++c) {
+        frontier_.push_back(c);
+        std::push_heap(frontier_.begin(), frontier_.end(), later);
+      }
+    }
+    bool heapHas = !frontier_.empty();
+    if (cursor == kNoBlock && !heapHas) break;
+    if (cursor != kNoBlock && (!heapHas || !before(h[frontier_.front()].key, h[frontier_.front()].position,
+                                                   h[frontier_.front()].id, key_[cursor], position_[cursor], cursor))) {
+      out[written++] = cursor;
+      cursor = listNext_[cursor];
+      continue;
+    }
     std::pop_heap(frontier_.begin(), frontier_.end(), later);
     size_t i = frontier_.back();
     frontier_.pop_back();
-    if (isLive(h[i])) out[written++] = h[i].id;
+    out[written++] = h[i].id;
     size_t first = i * kArity + 1, last = std::min(first + kArity, h.size());
     for (size_t c = first; c < last; ++c) {
       frontier_.push_back(c);

@@ -1,8 +1,12 @@
-// CpuEvictionOrder: the reference eviction order. One lazy 4-ary min-heap per tier over entries
-// (key, position, id, stamp): re-keying or removing a block does not search the heap, it bumps the
-// block's stamp, which turns its old entry stale; stale entries are skipped when met and the heap is
-// rebuilt from live entries when they outnumber the live ones. Removal is O(1), insertion O(1) on
-// average for keys that grow (LRU), selection of k victims O(k log k) by a frontier walk.
+// CpuEvictionOrder: the reference eviction order (ascending key, then deeper position, then lower id).
+//
+// Two structures per tier, merged when read:
+// - an in-order list: an intrusive doubly linked list of blocks that became evictable in order (each
+//   at or after the list's tail). LRU keys (release times, a request's blocks released tail-first,
+//   as vLLM does) always land here, so LRU costs O(1) per operation: vLLM's free-block queue.
+// - a lazy 4-ary min-heap for the rest (next-use keys arrive in any order): a removed or re-keyed block
+//   bumps its stamp, turning its entry stale; stale entries are skipped when met and the heap is rebuilt
+//   from live entries when they outnumber the live ones.
 // Per-session intrusive lists make setSessionKeys proportional to the session's blocks.
 #pragma once
 #include <cstdint>
@@ -10,6 +14,7 @@
 #include <vector>
 
 #include "saga/eviction_order.h"
+#include "saga/huge_page_allocator.h"
 #include "saga/types.h"
 
 namespace saga {
@@ -36,37 +41,50 @@ class CpuEvictionOrder final : public EvictionOrder {
     BlockId id;
     uint32_t stamp;
   };
-  struct Heap {
-    std::vector<Entry> entries;
-    size_t live = 0;  // evictable blocks of the tier; entries.size() - live are stale
+  struct SessionEnds {
+    BlockId head = kNoBlock, tail = kNoBlock;
+  };
+  // Where an evictable block's entry lives.
+  enum Place : uint8_t { kNotEvictable = 0, kInList = 1, kInHeap = 2 };
+  struct Tiered {
+    FlatArray<Entry> heap;
+    size_t heapLive = 0;  // live heap entries; heap.size() - heapLive are stale
+    BlockId listHead = kNoBlock, listTail = kNoBlock;
   };
 
   // True when a goes before b: smaller key, then deeper position, then smaller id.
-  static bool before(const Entry& a, const Entry& b) {
-    if (a.key != b.key) return a.key < b.key;
-    if (a.position != b.position) return a.position > b.position;
-    return a.id < b.id;
+  static bool before(double ka, int32_t pa, BlockId ia, double kb, int32_t pb, BlockId ib) {
+    if (ka != kb) return ka < kb;
+    if (pa != pb) return pa > pb;
+    return ia < ib;
   }
-  bool isLive(const Entry& e) const { return evictable_[e.id] != 0 && stamp_[e.id] == e.stamp; }
-  Heap& heapOf(BlockId id) { return heaps_[id < deviceCapacity_ ? 0 : 1]; }
-  void push(BlockId id);  // a fresh entry for an evictable block
-  void compactIfStale(Heap& heap);  // rebuilds once stale entries outnumber live ones
-  void siftUp(std::vector<Entry>& h, size_t i);
-  void siftDown(std::vector<Entry>& h, size_t i);
-  void popRoot(std::vector<Entry>& h);
-  void rebuild(Heap& heap);
+  static bool before(const Entry& a, const Entry& b) { return before(a.key, a.position, a.id, b.key, b.position, b.id); }
+  bool blockBefore(BlockId a, BlockId b) const { return before(key_[a], position_[a], a, key_[b], position_[b], b); }
+  bool isLive(const Entry& e) const { return place_[e.id] == kInHeap && stamp_[e.id] == e.stamp; }
+  Tiered& tierOf(BlockId id) { return tiers_[id < deviceCapacity_ ? 0 : 1]; }
+
+  void enter(BlockId id);  // places an evictable block (key_ set) in its tier's list or heap
+  void leave(BlockId id);  // takes it out again
+  void siftUp(FlatArray<Entry>& h, size_t i);
+  void siftDown(FlatArray<Entry>& h, size_t i);
+  void popRoot(FlatArray<Entry>& h);
+  void compactIfStale(Tiered& t);  // rebuilds the heap once stale entries outnumber live ones
+  SessionEnds* sessionEnds(SessionId s, bool create);  // nullptr if absent and !create
   void linkSession(BlockId id);
   void unlinkSession(BlockId id);
 
   int32_t deviceCapacity_;
-  std::vector<double> key_;
-  std::vector<int32_t> position_;
-  std::vector<SessionId> session_;
-  std::vector<uint32_t> stamp_;
-  std::vector<uint8_t> evictable_;
-  std::vector<BlockId> sessionNext_, sessionPrev_;
-  std::unordered_map<SessionId, BlockId> sessionHead_;
-  Heap heaps_[2];
+  FlatArray<double> key_;
+  FlatArray<int32_t> position_;
+  FlatArray<SessionId> session_;
+  FlatArray<uint32_t> stamp_;
+  FlatArray<uint8_t> place_;
+  FlatArray<BlockId> listNext_, listPrev_;        // the in-order list
+  FlatArray<BlockId> sessionNext_, sessionPrev_;  // per-session lists
+  std::unordered_map<SessionId, SessionEnds> sessions_;
+  SessionId lastSession_ = kNoSession;
+  SessionEnds* lastEnds_ = nullptr;  // &sessions_[lastSession_]: batches hold runs of one session
+  Tiered tiers_[2];
   std::vector<size_t> frontier_;  // select's scratch: heap indices, a min-heap by entry order
 };
 
