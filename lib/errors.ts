@@ -14,7 +14,12 @@ export type SagaErrorCode =
   | 'ERR_SAGA_TABLE_ROW'
   | 'ERR_SAGA_TABLE_FULL'
   | 'ERR_SAGA_BACKEND_UNAVAILABLE'
-  | 'ERR_SAGA_INTERNAL';
+  | 'ERR_SAGA_INTERNAL'
+  // Traces and replay: a trace file that cannot be read, one that is malformed (the message names the
+  // file and line), a policy name nobody registered.
+  | 'ERR_SAGA_TRACE_NOT_FOUND'
+  | 'ERR_SAGA_BAD_TRACE'
+  | 'ERR_SAGA_UNKNOWN_POLICY';
 
 export class SagaError extends Error {
   readonly code: SagaErrorCode;
