@@ -164,10 +164,8 @@ VictimSelector::VictimSelector(int32_t blockCount, int smCount)
 }
 
 void VictimSelector::reserve(size_t n) {
-  candHi_.reserve(n, "cudaMalloc(select candidates)");
-  candLo_.reserve(n, "cudaMalloc(select candidates)");
-  tmpHi_.reserve(n, "cudaMalloc(select sort buffer)");
-  tmpLo_.reserve(n, "cudaMalloc(select sort buffer)");
+  cand_.reserve(2 * n, "cudaMalloc(select candidates)");
+  tmp_.reserve(2 * n, "cudaMalloc(select sort buffer)");
   hostLo_.reserve(n, "cudaMallocHost(select result)");
 }
 
@@ -197,31 +195,34 @@ size_t VictimSelector::select(const OrderArrays& arrays, int32_t first, int32_t 
   }
 
   // Slots past the selected ones keep all-ones keys, which sort after every real key (the largest real
-  // hi is +Infinity's, 0xFFF0...).
+  // hi is +Infinity's, 0xFFF0...). hi and lo lie back to back: one memset.
   const size_t bytes = static_cast<size_t>(capacity) * sizeof(u64);
-  check(cudaMemsetAsync(candHi_.get(), 0xFF, bytes, stream), "cudaMemsetAsync(select candidates)");
-  check(cudaMemsetAsync(candLo_.get(), 0xFF, bytes, stream), "cudaMemsetAsync(select candidates)");
-  compactSelectedKernel<<<grid, kThreads, 0, stream>>>(arrays, first, end, idBits_, capacity, header_.get(),
-                                                        candHi_.get(), candLo_.get());
+  u64* candHi = cand_.get();
+  u64* candLo = cand_.get() + capacity;
+  u64* tmpHi = tmp_.get();
+  u64* tmpLo = tmp_.get() + capacity;
+  check(cudaMemsetAsync(candHi, 0xFF, 2 * bytes, stream), "cudaMemsetAsync(select candidates)");
+  compactSelectedKernel<<<grid, kThreads, 0, stream>>>(arrays, first, end, idBits_, capacity, header_.get(), candHi,
+                                                        candLo);
   checkLaunch("compactSelectedKernel launch");
 
   // Lexicographic (hi, lo) order: stable sort by lo, then stable sort by hi.
   const int items = static_cast<int>(capacity);
   size_t tempBytes = 0;
-  check(cub::DeviceRadixSort::SortPairs(nullptr, tempBytes, candLo_.get(), tmpLo_.get(), candHi_.get(), tmpHi_.get(),
+  check(cub::DeviceRadixSort::SortPairs(nullptr, tempBytes, candLo, tmpLo, candHi, tmpHi,
                                         items, 0, 64, stream),
         "cub::DeviceRadixSort::SortPairs (size query)");
   sortTemp_.reserve(tempBytes > 0 ? tempBytes : 1, "cudaMalloc(select sort temp)");
   tempBytes = sortTemp_.size();
-  check(cub::DeviceRadixSort::SortPairs(sortTemp_.get(), tempBytes, candLo_.get(), tmpLo_.get(), candHi_.get(),
-                                        tmpHi_.get(), items, 0, 64, stream),
+  check(cub::DeviceRadixSort::SortPairs(sortTemp_.get(), tempBytes, candLo, tmpLo, candHi,
+                                        tmpHi, items, 0, 64, stream),
         "cub::DeviceRadixSort::SortPairs (by position and id)");
   tempBytes = sortTemp_.size();
-  check(cub::DeviceRadixSort::SortPairs(sortTemp_.get(), tempBytes, tmpHi_.get(), candHi_.get(), tmpLo_.get(),
-                                        candLo_.get(), items, 0, 64, stream),
+  check(cub::DeviceRadixSort::SortPairs(sortTemp_.get(), tempBytes, tmpHi, candHi, tmpLo,
+                                        candLo, items, 0, 64, stream),
         "cub::DeviceRadixSort::SortPairs (by key)");
 
-  check(cudaMemcpyAsync(hostLo_.get(), candLo_.get(), bytes, cudaMemcpyDeviceToHost, stream),
+  check(cudaMemcpyAsync(hostLo_.get(), candLo, bytes, cudaMemcpyDeviceToHost, stream),
         "cudaMemcpyAsync(select result)");
   check(cudaMemcpyAsync(hostHeader_.get(), header_.get(), sizeof(SelectHeader), cudaMemcpyDeviceToHost, stream),
         "cudaMemcpyAsync(select state)");

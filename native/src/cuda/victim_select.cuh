@@ -48,7 +48,7 @@ class VictimSelector {
   int smCount_;
   DeviceArray<SelectHeader> header_;
   DeviceArray<unsigned int> histogram_;
-  DeviceArray<unsigned long long> candHi_, candLo_, tmpHi_, tmpLo_;
+  DeviceArray<unsigned long long> cand_, tmp_;  // [hi x capacity | lo x capacity] each
   DeviceArray<unsigned char> sortTemp_;
   size_t sortTempItems_ = 0;  // item count sortTemp_ was sized for
   PinnedArray<unsigned long long> hostLo_;
