@@ -1,4 +1,7 @@
 #include <algorithm>
+#include <string>
+
+#include "saga/errors.h"
 
 #include "session_keys.cuh"
 
@@ -14,8 +17,11 @@ __global__ void __launch_bounds__(kThreads)
   unsigned long long local = 0;
   const long long stride = static_cast<long long>(gridDim.x) * blockDim.x;
   for (long long b = static_cast<long long>(blockIdx.x) * blockDim.x + threadIdx.x; b < blockCount; b += stride) {
-    if ((arrays.flags[b] & kAssigned) == 0) continue;
+    // Independent loads first (bandwidth-bound scan), then the branch.
+    const uint8_t f = arrays.flags[b];
     const int32_t s = arrays.session[b];
+    const int32_t p = arrays.position[b];
+    if ((f & kAssigned) == 0) continue;
     // First entry of session s (entries are sorted by session).
     int lo = 0, hi = n;
     while (lo < hi) {
@@ -23,7 +29,6 @@ __global__ void __launch_bounds__(kThreads)
       if (entries[mid].session < s) lo = mid + 1; else hi = mid;
     }
     if (lo == n || entries[lo].session != s) continue;
-    const int32_t p = arrays.position[b];
     bool hit = false;
     double key = 0.0;
     for (int j = lo; j < n && entries[j].session == s; ++j) {
@@ -50,6 +55,7 @@ SessionRekeyer::SessionRekeyer(int32_t blockCount, int smCount) : blockCount_(bl
 int64_t SessionRekeyer::run(const OrderArrays& arrays, const SessionId* sessions, const double* keys,
                             const int32_t* minPositions, size_t n, cudaStream_t stream) {
   if (n == 0) return 0;
+  if (n > 0x7fffffffu) throw Error(ErrorCode::BadArgument, "setSessionKeys: batch of " + std::to_string(n) + " entries is too large");
   // Stable order by session: entries of one session keep their batch order.
   bool sorted = true;
   for (size_t i = 1; i < n && sorted; ++i) sorted = sessions[i - 1] <= sessions[i];

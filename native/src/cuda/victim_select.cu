@@ -15,6 +15,7 @@ constexpr int kDigitBits = 11;
 constexpr unsigned int kBins = 1u << kDigitBits;  // 2048
 constexpr unsigned int kThreads = 256;
 constexpr unsigned int kBinsPerThread = kBins / kThreads;
+constexpr int kItems = 4;  // blocks per thread per loop step in the scanning kernels
 static_assert(kBins % kThreads == 0, "histogram bins must split evenly over the threads");
 
 using u64 = unsigned long long;
@@ -52,18 +53,32 @@ __global__ void __launch_bounds__(kThreads)
   const u64 m0 = header->mask[0], m1 = header->mask[1];
   const u64 digitMask = (1ULL << width) - 1ULL;
   const bool loMatters = word == 1 || m1 != 0;
-  const long long stride = static_cast<long long>(gridDim.x) * kThreads;
-  for (long long i = first + static_cast<long long>(blockIdx.x) * kThreads + threadIdx.x; i < end; i += stride) {
-    if ((arrays.flags[i] & kEvictable) == 0) continue;
-    const u64 hi = orderedKeyBits(arrays.key[i]);
-    if ((hi & m0) != p0) continue;
-    u64 lo = 0;
-    if (loMatters) {
-      lo = tieBreakBits(arrays.position[i], static_cast<int32_t>(i), idBits);
-      if ((lo & m1) != p1) continue;
+  // kItems blocks a thread per step, their loads issued together (the pass is bandwidth-bound).
+  const long long step = static_cast<long long>(gridDim.x) * kThreads * kItems;
+  for (long long base = first + static_cast<long long>(blockIdx.x) * kThreads * kItems + threadIdx.x; base < end;
+       base += step) {
+    uint8_t flags[kItems];
+    double keys[kItems];
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      const long long i = base + static_cast<long long>(u) * kThreads;
+      flags[u] = i < end ? arrays.flags[i] : 0;
+      keys[u] = i < end ? arrays.key[i] : 0.0;
     }
-    const unsigned int digit = static_cast<unsigned int>(((word == 0 ? hi : lo) >> shift) & digitMask);
-    atomicAdd(&shared[digit], 1u);
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      const long long i = base + static_cast<long long>(u) * kThreads;
+      if ((flags[u] & kEvictable) == 0) continue;
+      const u64 hi = orderedKeyBits(keys[u]);
+      if ((hi & m0) != p0) continue;
+      u64 lo = 0;
+      if (loMatters) {
+        lo = tieBreakBits(arrays.position[i], static_cast<int32_t>(i), idBits);
+        if ((lo & m1) != p1) continue;
+      }
+      const unsigned int digit = static_cast<unsigned int>(((word == 0 ? hi : lo) >> shift) & digitMask);
+      atomicAdd(&shared[digit], 1u);
+    }
   }
   __syncthreads();
   for (unsigned int b = threadIdx.x; b < kBins; b += kThreads) {
@@ -124,30 +139,43 @@ __global__ void __launch_bounds__(kThreads)
   const u64 p0 = header->prefix[0], p1 = header->prefix[1];
   const u64 m0 = header->mask[0], m1 = header->mask[1];
   const unsigned int lane = threadIdx.x & 31u;
-  const long long stride = static_cast<long long>(gridDim.x) * kThreads;
-  // `base` is the same for the whole block, so every warp runs the loop with all 32 lanes (ballot below).
-  for (long long base = first + static_cast<long long>(blockIdx.x) * kThreads; base < end; base += stride) {
-    const long long i = base + threadIdx.x;
-    bool take = false;
-    u64 hi = 0, lo = 0;
-    if (i < end && (arrays.flags[i] & kEvictable) != 0) {
-      hi = orderedKeyBits(arrays.key[i]);
-      const u64 th = hi & m0;
-      if (th <= p0) {
-        lo = tieBreakBits(arrays.position[i], static_cast<int32_t>(i), idBits);
-        take = th < p0 || (lo & m1) <= p1;
-      }
+  const long long step = static_cast<long long>(gridDim.x) * kThreads * kItems;
+  // `base - threadIdx.x` is the same for the whole block, so every warp runs the loop with all 32 lanes
+  // (the ballots below need them).
+  for (long long base = first + static_cast<long long>(blockIdx.x) * kThreads * kItems + threadIdx.x;
+       base - threadIdx.x < end; base += step) {
+    uint8_t flags[kItems];
+    double keys[kItems];
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      const long long i = base + static_cast<long long>(u) * kThreads;
+      flags[u] = i < end ? arrays.flags[i] : 0;
+      keys[u] = i < end ? arrays.key[i] : 0.0;
     }
-    const unsigned int ballot = __ballot_sync(0xffffffffu, take);
-    if (ballot != 0) {
-      unsigned int slot0 = 0;
-      if (lane == 0) slot0 = atomicAdd(&header->count, static_cast<unsigned int>(__popc(ballot)));
-      slot0 = __shfl_sync(0xffffffffu, slot0, 0);
-      if (take) {
-        const unsigned int slot = slot0 + static_cast<unsigned int>(__popc(ballot & ((1u << lane) - 1u)));
-        if (slot < capacity) {
-          outHi[slot] = hi;
-          outLo[slot] = lo;
+#pragma unroll
+    for (int u = 0; u < kItems; ++u) {
+      const long long i = base + static_cast<long long>(u) * kThreads;
+      bool take = false;
+      u64 hi = 0, lo = 0;
+      if ((flags[u] & kEvictable) != 0) {
+        hi = orderedKeyBits(keys[u]);
+        const u64 th = hi & m0;
+        if (th <= p0) {
+          lo = tieBreakBits(arrays.position[i], static_cast<int32_t>(i), idBits);
+          take = th < p0 || (lo & m1) <= p1;
+        }
+      }
+      const unsigned int ballot = __ballot_sync(0xffffffffu, take);
+      if (ballot != 0) {
+        unsigned int slot0 = 0;
+        if (lane == 0) slot0 = atomicAdd(&header->count, static_cast<unsigned int>(__popc(ballot)));
+        slot0 = __shfl_sync(0xffffffffu, slot0, 0);
+        if (take) {
+          const unsigned int slot = slot0 + static_cast<unsigned int>(__popc(ballot & ((1u << lane) - 1u)));
+          if (slot < capacity) {
+            outHi[slot] = hi;
+            outLo[slot] = lo;
+          }
         }
       }
     }
@@ -180,7 +208,8 @@ size_t VictimSelector::select(const OrderArrays& arrays, int32_t first, int32_t 
   checkLaunch("initSelectKernel launch");
 
   // Radix passes, most significant digit first: 64 bits of hi, then the 32 + idBits used bits of lo.
-  const unsigned int grid = gridFor(range, kThreads, static_cast<unsigned int>(smCount_) * 2u);
+  // A few blocks per SM; each thread then covers kItems blocks per step, several steps for 1M blocks.
+  const unsigned int grid = gridFor(range, kThreads * kItems, static_cast<unsigned int>(smCount_) * 4u);
   bool firstPass = true;
   for (int word = 0; word < 2; ++word) {
     int remaining = word == 0 ? 64 : 32 + idBits_;
