@@ -1094,6 +1094,10 @@ bool runPool(const PoolRun& run, bool withCuda, Totals& totals) {
       if (g.threw != c.threw || (c.threw && g.code != c.code) || g.values != c.values) {
         return report(step, op.name, "CPU " + fmtOutcome(c) + " / CUDA " + fmtOutcome(g));
       }
+      if (c.threw) {  // the failed call must have left the CUDA pool as it was, too
+        std::string d = diffStates(cpu->exportState(), gpu->exportState());
+        if (!d.empty()) return report(step, op.name, "after a failed call, CPU vs CUDA state: " + d);
+      }
       if (!sameCounts(cpu->counts(), gpu->counts())) {
         return report(step, op.name, "counts differ: " + fmtCounts(cpu->counts()) + " vs " + fmtCounts(gpu->counts()));
       }
