@@ -27,6 +27,12 @@ export interface Call {
   traceOffsetS?: number;
   /** Traces only: seconds the call took in the source (its `api_time`). */
   traceApiS?: number;
+  /**
+   * Traces only: the source's hash of the partial block past the last full one, where the source hashes
+   * it (Mooncake gives one id per started 512-token block). Not part of blockHashes (an engine does not
+   * cache a partial block); `saga replay` reads it as one more block, as the source's own replays do.
+   */
+  partialBlockHash?: bigint;
 }
 
 /** One agent program: a session of chained calls. */
