@@ -1,0 +1,146 @@
+/**
+ * Differential property test: random sequences of valid and invalid operations on small pools, run on
+ * the native KvCache and on the reference model (test/support/reference_pool.ts). After every step:
+ * the same return value, outputs and error code; the whole snapshot identical; the pool invariants
+ * (test/support/pool_assertions.ts checkInvariants) hold on the native pool. Seeded, so every run
+ * replays the same sequences; a failure prints the shrunk sequence and the pool config.
+ *
+ * The CUDA backend runs the same property where a device answers; nothing here needs a GPU.
+ */
+import fc from 'fast-check';
+import { afterAll, describe, expect, it } from 'vitest';
+import { KvCache } from '../lib/kv/kv_cache';
+import { type BackendName, nativeBackend } from '../lib/native';
+import { checkInvariants, diffSnapshots } from './support/pool_assertions';
+import { Resolver, apply, configArb, expectSameOutcome, opArb, precedenceNotes, type Op, type PoolConfig } from './support/random_ops';
+import { ReferencePool } from './support/reference_pool';
+
+const SEED = Number(process.env.SAGA_PROPERTY_SEED ?? 0x5a6a);
+const RUNS = Number(process.env.SAGA_PROPERTY_RUNS ?? 250);
+
+/**
+ * KNOWN BUG (see test/kv_cache.index_capacity.test.ts): the native allocate reserves its batch's
+ * hashes in the hash index before checking capacity, so when the hashes already held plus the batch's
+ * new ones fill every slot of the index (sized as hash_index.h says: 16 slots at least, doubled until
+ * >= 2 x blocks), the linear probe never meets an empty slot and the call never returns. Such calls
+ * would hang this whole run, so they are left out here (on both sides) and counted; the dedicated test
+ * reproduces them in a child process with a time limit. Set SAGA_PROPERTY_NO_GUARD=1 to check a fix.
+ */
+function wouldFillIndex(config: PoolConfig, before: { hash: BigUint64Array }, name: string, args: unknown[]): boolean {
+  if (name !== 'allocate' || process.env.SAGA_PROPERTY_NO_GUARD === '1') return false;
+  let slots = 16;
+  while (slots < 2 * (config.deviceCapacity + config.hostCapacity)) slots *= 2;
+  const held = before.hash.filter((h) => h !== 0n).length;
+  const batch = args[0] instanceof BigUint64Array ? args[0].filter((h) => h !== 0n).length : 0;
+  return held + batch >= slots;
+}
+let guardedCalls = 0;
+
+/** Replays `ops` on a fresh native cache and model, checking after every step; returns step stats. */
+function replay(backend: BackendName, config: PoolConfig, ops: Op[]): { errors: number; ok: number } {
+  const cache = new KvCache({ ...config, backend });
+  const model = new ReferencePool(config);
+  const resolver = new Resolver(config);
+  let errors = 0;
+  let ok = 0;
+  expect(diffSnapshots(model.snapshot(), cache.snapshot())).toEqual([]);
+  ops.forEach((op, step) => {
+    const before = model.snapshot();
+    const call = resolver.resolve(op, before);
+    if (wouldFillIndex(config, before, call.name, call.args)) {
+      guardedCalls++;
+      return;
+    }
+    const payloadDefined = call.payloadIds ? model.payloadIsDefined(call.payloadIds) : true;
+    const expected = apply(model, call);
+    const got = apply(cache, call);
+    expectSameOutcome({ ...call, describe: `step ${step}: ${call.describe}` }, expected, got, payloadDefined);
+    if (expected.error !== undefined) errors++;
+    else ok++;
+    const after = model.snapshot();
+    if (expected.error !== undefined) expect(diffSnapshots(before, after), 'the model changed on error').toEqual([]);
+    expect(diffSnapshots(after, cache.snapshot()), `step ${step}: ${call.describe}: snapshot (expected = model, got = native)`).toEqual([]);
+    expect(cache.counts(), `step ${step}: counts`).toEqual(model.counts());
+    checkInvariants(cache, resolver.probeHashes(after));
+  });
+  return { errors, ok };
+}
+
+function runProperty(backend: BackendName, runs: number): void {
+  let errors = 0;
+  let ok = 0;
+  fc.assert(
+    fc.property(configArb, fc.array(opArb, { minLength: 1, maxLength: 80, size: 'max' }), (config, ops) => {
+      const stats = replay(backend, config, ops);
+      errors += stats.errors;
+      ok += stats.ok;
+    }),
+    { seed: SEED, numRuns: runs, endOnFailure: false },
+  );
+  // the generator must keep producing both kinds of calls, or the property says little
+  expect(ok).toBeGreaterThan(runs * 10);
+  expect(errors).toBeGreaterThan(runs * 5);
+}
+
+afterAll(() => {
+  if (guardedCalls > 0) console.info(`${guardedCalls} allocate calls left out: they would fill the hash index and hang (known bug)`);
+  if (precedenceNotes.size > 0) {
+    console.info(
+      'Batches with several faults where the native code was a different (listed) fault than the model\'s first:\n' +
+        [...precedenceNotes].map(([note, n]) => `  ${note} (${n}x)`).join('\n'),
+    );
+  }
+});
+
+describe('BlockPool (cpu) against the reference model', () => {
+  it(`agrees on ${RUNS} random operation sequences`, () => runProperty('cpu', RUNS));
+
+  it('exercises eviction, offload, restore and every error code', () => {
+    // A direct check of coverage: count what the model does over a sample of the same sequences.
+    const seen = new Set<string>();
+    fc.assert(
+      fc.property(configArb, fc.array(opArb, { minLength: 1, maxLength: 80, size: 'max' }), (config, ops) => {
+        const model = new ReferencePool(config);
+        const resolver = new Resolver(config);
+        for (const op of ops) {
+          const before = model.counts();
+          const call = resolver.resolve(op, model.snapshot());
+          const outcome = apply(model, call);
+          if (outcome.error) seen.add((outcome.error as { code: string }).code);
+          else {
+            seen.add(`ok:${call.name}`);
+            const n = (call.args[0] as ArrayLike<unknown>).length;
+            if (call.name === 'allocate' && before.deviceFree < n) seen.add('evicted by allocate');
+            if (call.name === 'offload' && before.hostFree < n) seen.add('evicted by offload');
+            if (call.name === 'restore' && before.deviceFree < n) seen.add('evicted by restore');
+          }
+        }
+      }),
+      { seed: SEED, numRuns: 100 },
+    );
+    for (const code of [
+      'ERR_SAGA_BAD_ARGUMENT',
+      'ERR_SAGA_UNKNOWN_BLOCK',
+      'ERR_SAGA_BLOCK_STATE',
+      'ERR_SAGA_DOUBLE_RELEASE',
+      'ERR_SAGA_OUT_OF_BLOCKS',
+      'ERR_SAGA_DUPLICATE_HASH',
+      'ERR_SAGA_BAD_KEY',
+      'ERR_SAGA_TABLE_ROW',
+      'ERR_SAGA_TABLE_FULL',
+    ]) {
+      expect(seen, code).toContain(code);
+    }
+    for (const op of ['allocate', 'commit', 'acquire', 'release', 'setKeys', 'setSessionKeys', 'evict', 'offload', 'restore', 'tableAppend', 'tableTruncate', 'writePayload', 'readPayload']) {
+      expect(seen, `ok:${op}`).toContain(`ok:${op}`);
+    }
+    for (const event of ['evicted by allocate', 'evicted by offload', 'evicted by restore']) expect(seen, event).toContain(event);
+  });
+});
+
+const cudaAvailable = nativeBackend().backend === 'cuda';
+if (!cudaAvailable) console.info(`BlockPool (cuda) property test skipped: ${nativeBackend().reason}`);
+
+describe.skipIf(!cudaAvailable)('BlockPool (cuda) against the reference model', () => {
+  it(`agrees on ${RUNS} random operation sequences`, () => runProperty('cuda', RUNS));
+});
