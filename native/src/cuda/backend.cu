@@ -12,6 +12,10 @@
 #include "saga/backend.h"
 #include "saga/errors.h"
 
+#ifndef SAGA_CUDA_MIN_ARCH
+#define SAGA_CUDA_MIN_ARCH 80  // the lowest of CMAKE_CUDA_ARCHITECTURES, set by CMake
+#endif
+
 namespace saga {
 namespace {
 
@@ -49,17 +53,13 @@ CudaProbe probeCuda() {
     return p;
   }
   p.deviceName = prop.name;
-  status = cudaSetDevice(0);
-  if (status != cudaSuccess) {
-    p.reason = describe("cudaSetDevice(0)", status);
-    return p;
-  }
-  cudaFuncAttributes attributes;
-  status = cudaFuncGetAttributes(&attributes, probeKernel);
-  if (status != cudaSuccess) {
-    p.reason = describe("loading the addon's kernels on " + p.deviceName + " (compute capability " +
-                            std::to_string(prop.major) + "." + std::to_string(prop.minor) + ")",
-                        status);
+  // A cheap compatibility check that creates no CUDA context (a context costs time and device memory,
+  // and the caller may only be choosing which addon to load). makeCudaBackend checks the kernel image.
+  const int cc = prop.major * 10 + prop.minor;
+  if (cc < SAGA_CUDA_MIN_ARCH) {
+    p.reason = p.deviceName + " has compute capability " + std::to_string(prop.major) + "." + std::to_string(prop.minor) +
+               "; this build's kernels need " + std::to_string(SAGA_CUDA_MIN_ARCH / 10) + "." +
+               std::to_string(SAGA_CUDA_MIN_ARCH % 10) + " or newer";
     return p;
   }
   p.available = true;
@@ -69,7 +69,15 @@ CudaProbe probeCuda() {
 Backend makeCudaBackend(const PoolConfig& config) {
   CudaProbe probe = probeCuda();
   if (!probe.available) throw Error(ErrorCode::BackendUnavailable, "CUDA backend unavailable: " + probe.reason);
-  cuda::check(cudaSetDevice(0), "cudaSetDevice(0)");
+  cudaError_t status = cudaSetDevice(0);
+  if (status != cudaSuccess) throw Error(ErrorCode::BackendUnavailable, "CUDA backend unavailable: " + describe("cudaSetDevice(0)", status));
+  // Loads the module (creates the context): if this kernel has no image for the device, none has.
+  cudaFuncAttributes attributes;
+  status = cudaFuncGetAttributes(&attributes, probeKernel);
+  if (status != cudaSuccess) {
+    throw Error(ErrorCode::BackendUnavailable,
+                "CUDA backend unavailable: " + describe("loading the kernels on " + probe.deviceName, status));
+  }
   int smCount = 0;
   cuda::check(cudaDeviceGetAttribute(&smCount, cudaDevAttrMultiProcessorCount, 0),
               "cudaDeviceGetAttribute(multiProcessorCount)");

@@ -21,7 +21,7 @@ __global__ void __launch_bounds__(kThreads)
     const uint8_t f = arrays.flags[b];
     const int32_t s = arrays.session[b];
     const int32_t p = arrays.position[b];
-    if ((f & kAssigned) == 0) continue;
+    if ((f & kAssigned) == 0 || s < 0) continue;  // as on the CPU: blocks without a session match nothing
     // First entry of session s (entries are sorted by session).
     int lo = 0, hi = n;
     while (lo < hi) {
