@@ -1,7 +1,9 @@
 #include "saga/block_pool.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
+#include <unordered_set>
 #include <utility>
 
 #include "saga/errors.h"
@@ -21,7 +23,11 @@ double normalizeKey(double key) { return key + 0.0; }  // -0.0 + 0.0 == +0.0; ke
 }  // namespace
 
 BlockPool::BlockPool(const PoolConfig& config, Backend backend)
-    : config_(config), backend_(std::move(backend)), index_(static_cast<size_t>(blockCount())) {
+    // The index holds every hashed block plus, during allocate, the batch's reserved hashes (a batch
+    // that fits holds at most deviceCapacity): sized so that it is never more than half full.
+    : config_(config),
+      backend_(std::move(backend)),
+      index_(static_cast<size_t>(blockCount()) + static_cast<size_t>(std::max(config.deviceCapacity, 0))) {
   if (config.deviceCapacity <= 0) fail(ErrorCode::BadArgument, "deviceCapacity must be positive");
   if (config.hostCapacity < 0 || config.payloadBytes < 0 || config.tableRows < 0 || config.tableCols < 0) {
     fail(ErrorCode::BadArgument, "hostCapacity, payloadBytes, tableRows and tableCols must be >= 0");
@@ -169,18 +175,27 @@ size_t BlockPool::lookup(const BlockHash* hashes, size_t n, BlockId* outIds) con
 
 void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, const int32_t* positions, size_t n,
                          BlockId* outIds) {
-  reserveHashes(hashes, n, [&](size_t i) {
+  auto checkElement = [&](size_t i) {
     if (sessions[i] < kNoSession) fail(ErrorCode::BadArgument, "sessions" + at(i) + " must be >= -1");
     if (positions[i] < 0) fail(ErrorCode::BadArgument, "positions" + at(i) + " must be >= 0");
-  });
-  if (n > static_cast<size_t>(counts_.deviceFree + counts_.deviceCached)) {
+  };
+  size_t room = static_cast<size_t>(counts_.deviceFree + counts_.deviceCached);
+  if (n > room) {
+    // Bound to fail. Report the first element error if there is one (without reserving hashes: the
+    // index has room for one fitting batch only), else OutOfBlocks.
+    std::unordered_set<BlockHash> seen;
     for (size_t i = 0; i < n; ++i) {
-      if (hashes[i] != kNoHash) index_.erase(hashes[i]);
+      checkElement(i);
+      if (hashes[i] == kNoHash) continue;
+      BlockId found = index_.find(hashes[i]);
+      if (found != kNoBlock) fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is already cached in block " + std::to_string(found));
+      if (!seen.insert(hashes[i]).second) fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is repeated within the batch");
     }
     fail(ErrorCode::OutOfBlocks, "allocate needs " + std::to_string(n) + " device blocks; " +
                                      std::to_string(counts_.deviceFree) + " free and " +
                                      std::to_string(counts_.deviceCached) + " cached (evictable)");
   }
+  reserveHashes(hashes, n, checkElement);
   makeRoom(Tier::Device, n);
   for (size_t i = 0; i < n; ++i) {
     BlockId id = popFree(Tier::Device);
