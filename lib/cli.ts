@@ -1,9 +1,11 @@
 /**
- * The `saga` command. Subcommands arrive with their issues; `info` reports the native backend.
+ * The `saga` command. Subcommands arrive with their issues; `info` reports the native backend, `replay`
+ * replays a trace's blocks under eviction policies (lib/replay/command.ts).
  */
 import { Command, CommanderError } from 'commander';
 import { nativeBackend } from './native';
 import { KvCache } from './kv';
+import { addReplayCommand } from './replay/command';
 
 function info(json: boolean): void {
   const native = nativeBackend();
@@ -42,6 +44,7 @@ export async function main(argv: string[]): Promise<number> {
     .description('show which native backend (cpu or cuda) is in use and why')
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) => info(opts.json === true));
+  addReplayCommand(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;
