@@ -43,11 +43,20 @@ const oversized: [number, number][] = [
   [8, 16],
   [100, 300],
 ];
-const replaceAll = [8, 20];
+const fullThenOversized: [number, number, number][] = [
+  [8, 8, 1],
+  [8, 8, 64],
+  [16, 4, 100],
+];
+const replaceAll = [8, 16, 20];
 const results = new Map<string, Finished>();
 
 beforeAll(async () => {
-  const runs = [...oversized.map(([d, n]) => ['oversized', d, n]), ...replaceAll.map((d) => ['replaceAll', d])];
+  const runs = [
+    ...oversized.map(([d, n]) => ['oversized', d, n]),
+    ...fullThenOversized.map(([d, h, n]) => ['fullThenOversized', d, h, n]),
+    ...replaceAll.map((d) => ['replaceAll', d]),
+  ];
   const done = await Promise.all(runs.map((args) => start(args)));
   runs.forEach((args, i) => results.set(args.join(' '), done[i]));
 }, 60_000);
@@ -64,6 +73,13 @@ describe('allocate never hangs on the hash index', () => {
   it.each(oversized)('with %i device blocks, allocating %i hashed blocks throws ERR_SAGA_OUT_OF_BLOCKS', (capacity, n) => {
     expect(result('oversized', capacity, n)).toEqual({ ok: false, code: 'ERR_SAGA_OUT_OF_BLOCKS' });
   });
+
+  it.each(fullThenOversized)(
+    'with %i device blocks referenced and %i host blocks cached, allocating %i more throws ERR_SAGA_OUT_OF_BLOCKS',
+    (d, h, n) => {
+      expect(result('fullThenOversized', d, h, n)).toEqual({ ok: false, code: 'ERR_SAGA_OUT_OF_BLOCKS' });
+    },
+  );
 
   it.each(replaceAll)('with %i device blocks all cached, allocating as many new hashed blocks evicts them all', (capacity) => {
     // All keys are 0 and positions 0..D-1, so victims go deepest first: D-1, ..., 0; the free queue

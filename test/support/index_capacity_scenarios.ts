@@ -23,6 +23,22 @@ const scenarios: Record<string, () => unknown> = {
     allocateHashed(cache, 1, Number(process.argv[4]));
     return 'allocated';
   },
+  /**
+   * The index as full as it gets: every device block hashed and cached, moved to the host tier (as
+   * many as fit), the device tier filled again with hashed referenced blocks; then an oversized batch.
+   */
+  fullThenOversized(): unknown {
+    const D = Number(process.argv[3]);
+    const H = Number(process.argv[4]);
+    const cache = new KvCache({ deviceCapacity: D, hostCapacity: H, backend: 'cpu' });
+    const first = allocateHashed(cache, 1, D);
+    cache.release(first, new Float64Array(D));
+    const moved = first.subarray(0, Math.min(D, H));
+    cache.offload(moved, new Int32Array(moved.length));
+    allocateHashed(cache, 10_000, D); // evicts what stayed on device, then all D are referenced
+    allocateHashed(cache, 20_000, Number(process.argv[5]));
+    return 'allocated';
+  },
   /** Every device block cached, then as many new hashed blocks as the pool holds: all are evicted. */
   replaceAll(): unknown {
     const D = Number(process.argv[3]);

@@ -30,9 +30,9 @@ export type Op =
   | { op: 'allocate'; items: { hash: HashPick; session: number; position: number }[] }
   | { op: 'commit'; items: { id: IdPick; hash: HashPick }[] }
   | { op: 'acquire'; ids: IdPick[] }
-  | { op: 'release'; items: { id: IdPick; key: number }[] }
-  | { op: 'setKeys'; items: { id: IdPick; key: number }[] }
-  | { op: 'setSessionKeys'; items: { session: number; key: number; minPosition: number }[] }
+  | { op: 'release'; items: { id: IdPick; key: KeyPick }[] }
+  | { op: 'setKeys'; items: { id: IdPick; key: KeyPick }[] }
+  | { op: 'setSessionKeys'; items: { session: number; key: KeyPick; minPosition: number }[] }
   | { op: 'victims'; tier: 0 | 1; k: number }
   | { op: 'evict'; ids: IdPick[] }
   | { op: 'offload'; ids: IdPick[] }
@@ -103,9 +103,14 @@ const commitHashPick: fc.Arbitrary<HashPick> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('universe' as const), u: fc.integer({ min: 1, max: HASH_UNIVERSE }) }), weight: 2 },
 );
 
-/** Few distinct keys (ties are the point), both zeros, infinities, rarely NaN. */
-const key: fc.Arbitrary<number> = fc.oneof(
-  { arbitrary: fc.constantFrom(0, 1, 2, 3), weight: 60 },
+/**
+ * An eviction key: one of a few values (ties are the point), both zeros, infinities, rarely NaN, or
+ * 'now', a clock that only grows (the LRU pattern: key = release time).
+ */
+export type KeyPick = number | 'now';
+const key: fc.Arbitrary<KeyPick> = fc.oneof(
+  { arbitrary: fc.constantFrom(0, 1, 2, 3), weight: 45 },
+  { arbitrary: fc.constant('now' as const), weight: 25 },
   { arbitrary: fc.constantFrom(-0, 1.5, -1, Infinity, -Infinity), weight: 12 },
   { arbitrary: fc.constant(NaN), weight: 1 },
 );
@@ -125,17 +130,19 @@ const lengthPick: fc.Arbitrary<LengthPick> = fc.oneof(
 const small = <T>(arb: fc.Arbitrary<T>, maxLength = 5) => fc.array(arb, { maxLength });
 const op = <T extends string>(name: T) => fc.constant(name);
 
-export const opArb: fc.Arbitrary<Op> = fc.oneof(
+/** Operations with allocate batches of up to `maxBatch` blocks (other batches stay small). */
+export function opArbWith({ maxBatch }: { maxBatch: number }): fc.Arbitrary<Op> {
+  return fc.oneof(
   { arbitrary: fc.record({ op: op('lookup'), hashes: small(hashPick, 4), heldPrefix: fc.nat({ max: 4 }) }), weight: 3 },
-  { arbitrary: fc.record({ op: op('allocate'), items: fc.array(fc.record({ hash: hashPick, session, position }), { maxLength: 12 }) }), weight: 4 },
+  { arbitrary: fc.record({ op: op('allocate'), items: fc.array(fc.record({ hash: hashPick, session, position }), { maxLength: maxBatch }) }), weight: 4 },
   // allocations valid but for the pool's size, so pools fill up and eviction happens
   {
-    arbitrary: fc.record({ op: op('allocate'), items: fc.array(fc.record({ hash: cleanHashPick, session: validSession, position: validPosition }), { minLength: 1, maxLength: 12 }) }),
+    arbitrary: fc.record({ op: op('allocate'), items: fc.array(fc.record({ hash: cleanHashPick, session: validSession, position: validPosition }), { minLength: 1, maxLength: maxBatch }) }),
     weight: 8,
   },
   { arbitrary: fc.record({ op: op('commit'), items: small(fc.record({ id: idPickOf(['refNoHash']), hash: commitHashPick }), 3) }), weight: 3 },
   { arbitrary: fc.record({ op: op('acquire'), ids: idPicks(['cachedDevice', 'referenced'], 5) }), weight: 4 },
-  { arbitrary: fc.record({ op: op('release'), items: fc.array(fc.record({ id: idPickOf(['referenced']), key }), { maxLength: 8 }) }), weight: 12 },
+  { arbitrary: fc.record({ op: op('release'), items: fc.array(fc.record({ id: idPickOf(['referenced']), key }), { maxLength: Math.max(8, maxBatch) }) }), weight: 12 },
   { arbitrary: fc.record({ op: op('setKeys'), items: small(fc.record({ id: idPickOf(['referenced', 'cachedDevice', 'cachedHost']), key })) }), weight: 3 },
   {
     arbitrary: fc.record({
@@ -146,8 +153,8 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
   },
   { arbitrary: fc.record({ op: op('victims'), tier: fc.constantFrom(0 as const, 1 as const), k: fc.nat({ max: 60 }) }), weight: 2 },
   { arbitrary: fc.record({ op: op('evict'), ids: idPicks(['cachedDevice', 'cachedHost'], 4) }), weight: 3 },
-  { arbitrary: fc.record({ op: op('offload'), ids: idPicks(['cachedDevice'], 4, 1) }), weight: 6 },
-  { arbitrary: fc.record({ op: op('restore'), ids: idPicks(['cachedHost'], 4, 1) }), weight: 6 },
+  { arbitrary: fc.record({ op: op('offload'), ids: idPicks(['cachedDevice'], Math.max(4, Math.floor(maxBatch / 3)), 1) }), weight: 6 },
+  { arbitrary: fc.record({ op: op('restore'), ids: idPicks(['cachedHost'], Math.max(4, Math.floor(maxBatch / 3)), 1) }), weight: 6 },
   { arbitrary: fc.record({ op: op('tableAppend'), items: small(fc.record({ row: rowPick, id: idPickOf(['referenced', 'cachedDevice']) }), 6) }), weight: 4 },
   { arbitrary: fc.record({ op: op('tableTruncate'), items: small(fc.record({ row: rowPick, length: lengthPick }), 3) }), weight: 2 },
   { arbitrary: fc.record({ op: op('tableFree'), rows: small(rowPick, 2) }), weight: 1 },
@@ -163,6 +170,18 @@ export const opArb: fc.Arbitrary<Op> = fc.oneof(
     weight: 1,
   },
 ) as fc.Arbitrary<Op>;
+}
+
+export const opArb = opArbWith({ maxBatch: 12 });
+
+/** Larger pools for long sequences (heap compaction, long free queues, deep eviction). */
+export const largeConfigArb: fc.Arbitrary<PoolConfig> = fc.record({
+  deviceCapacity: fc.integer({ min: 64, max: 200 }),
+  hostCapacity: fc.integer({ min: 0, max: 64 }),
+  payloadBytes: fc.constantFrom(0, 4),
+  tableRows: fc.integer({ min: 1, max: 8 }),
+  tableCols: fc.integer({ min: 4, max: 40 }),
+});
 
 export const configArb: fc.Arbitrary<PoolConfig> = fc.record({
   deviceCapacity: fc.integer({ min: 8, max: 40 }),
@@ -226,6 +245,14 @@ export class Resolver {
     return Int32Array.from(out);
   }
 
+  /** 'now' reads the clock (from 4, past the fixed keys) and advances it now and then. */
+  pickKey(k: KeyPick): number {
+    if (k !== 'now') return k;
+    this.clockTicks++;
+    return 4 + Math.floor(this.clockTicks / 3);
+  }
+  private clockTicks = 0;
+
   pickRow(p: RowPick): number {
     if (p.kind === 'raw' || this.config.tableRows === 0) return p.kind === 'raw' ? p.row : (p.n % 3) - 1;
     return p.n % this.config.tableRows;
@@ -284,12 +311,12 @@ export class Resolver {
       case 'setKeys': {
         // release: distinct picks, so most batches are valid; repeats still come from mixed picks
         const i = ids(op.items.map((x) => x.id), op.op === 'release');
-        const k = Float64Array.from(op.items, (x) => x.key);
+        const k = Float64Array.from(op.items, (x) => this.pickKey(x.key));
         return { name: op.op, args: [i, k], outputs: [], describe: `${op.op}([${i}], [${fmtKeys(k)}])` };
       }
       case 'setSessionKeys': {
         const sessions = Int32Array.from(op.items, (x) => x.session);
-        const k = Float64Array.from(op.items, (x) => x.key);
+        const k = Float64Array.from(op.items, (x) => this.pickKey(x.key));
         const minPositions = Int32Array.from(op.items, (x) => x.minPosition);
         return { name: 'setSessionKeys', args: [sessions, k, minPositions], outputs: [], describe: `setSessionKeys([${sessions}], [${fmtKeys(k)}], [${minPositions}])` };
       }
