@@ -68,7 +68,7 @@ function thrownCode(fn: () => unknown): string | undefined {
 // One workload of each kind, shared by the structural tests.
 const swe = generateSwebench({ tasks: 60, seed: 11 });
 const web = generateWebarena({ tasks: 80, seed: 12 });
-const mix = generateMixed({ tasks: 120, seed: 13 });
+const mix = generateMixed({ tasks: 80, seed: 13 });
 
 describe('determinism', () => {
   it.each(NAMES)('%s: the same options give the identical workload, hashes included', (name) => {
@@ -224,7 +224,7 @@ describe('prompts as prefix-chained block hashes', () => {
       }
     }
     expect(clashes).toBe(0);
-    expect(owner.size).toBeGreaterThan(100_000);
+    expect(owner.size).toBeGreaterThan(50_000);
   });
 
   it('chainBlock: a million chained hashes and siblings are all distinct, nonzero, with balanced bits', () => {
@@ -329,13 +329,13 @@ describe('arrivals, gaps, stops, tools', () => {
 
 describe('mixed', () => {
   it('gives each default tenant its kind and roughly its share of arrivals', () => {
-    const w = generateMixed({ tasks: 900, seed: 4, ratePerS: 1 });
+    const w = generateMixed({ tasks: 600, seed: 4, ratePerS: 1 });
     const specs = defaultTenants(3);
     const total = specs.reduce((x, s) => x + s.share, 0);
     for (const spec of specs) {
       const mine = w.tasks.filter((t) => t.tenant === spec.name);
       expect(mine.every((t) => t.kind === spec.kind)).toBe(true);
-      expect(Math.abs(mine.length / w.tasks.length - spec.share / total)).toBeLessThan(0.06);
+      expect(Math.abs(mine.length / w.tasks.length - spec.share / total)).toBeLessThan(0.07); // ~3.5 sd
     }
   });
 
@@ -382,6 +382,8 @@ describe('options', () => {
       expect(thrownCode(() => generateWorkload('swebench', bad))).toBe('ERR_SAGA_BAD_ARGUMENT');
     }
     expect(thrownCode(() => generateWorkload('chatbot', {}))).toBe('ERR_SAGA_BAD_ARGUMENT');
+    expect(thrownCode(() => generateWorkload('swebench', { tenants: 2 }))).toBe('ERR_SAGA_BAD_ARGUMENT');
+    expect(thrownCode(() => generateWorkload('mixed', { params: {} }))).toBe('ERR_SAGA_BAD_ARGUMENT');
     expect(thrownCode(() => generateSwebench({ params: { callsPerTask: { median: 10, p90: 5 } } }))).toBe('ERR_SAGA_BAD_ARGUMENT');
     expect(thrownCode(() => generateWebarena({ params: { scaffoldTokens: -3 } }))).toBe('ERR_SAGA_BAD_ARGUMENT');
   });

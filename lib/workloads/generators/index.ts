@@ -40,6 +40,11 @@ export interface WorkloadOptions extends GeneratorOptions {
 
 /** The generator `name` run with `options`; an unknown name is ERR_SAGA_BAD_ARGUMENT. */
 export function generateWorkload(name: string, options: WorkloadOptions = {}): Workload {
+  const single = name === 'swebench' || name === 'webarena';
+  if (single && options.tenants !== undefined) throw badArgument(`${name} has one tenant (option tenant); tenants is for mixed`);
+  if (name === 'mixed' && (options.tenant !== undefined || options.params !== undefined)) {
+    throw badArgument('mixed takes its tenants, and per-tenant params, in option tenants');
+  }
   switch (name) {
     case 'swebench':
       return generateSwebench({ ...options, params: options.params as Partial<SwebenchParams> | undefined });

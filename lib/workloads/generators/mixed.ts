@@ -45,6 +45,6 @@ function plan(spec: TenantSpec): TenantPlan {
 export function generateMixed(options: MixedOptions = {}): Workload {
   const o = resolveOptions(options);
   const specs = resolveTenants(options.tenants);
-  const label = specs.map((s) => `${s.name}:${s.kind}:${s.share}`).join('+');
+  const label = specs.map((s) => `${s.name}:${s.kind}:${Number(Number(s.share).toPrecision(3))}`).join('+');
   return assembleWorkload(`${workloadName('mixed', o)},tenants=${label}`, specs.map(plan), o);
 }
