@@ -13,6 +13,7 @@ import { SagaError } from '../lib/errors';
 import {
   type EvictionPolicy,
   type PolicyRequest,
+  HashInterner,
   LruPolicy,
   ReplayStream,
   createPolicy,
@@ -217,6 +218,16 @@ describe('replay semantics', () => {
     const stream = new ReplayStream(w);
     const order = Array.from({ length: stream.requests }, (_, i) => stream.task(i).id);
     expect(order).toEqual(['line 4', 'line 2', 'line 3', 'line 1']);
+  });
+
+  it('numbers distinct hashes densely, in order of first sight, through table growth', () => {
+    const interner = new HashInterner(4);
+    const hashes = new BigUint64Array(5000);
+    for (let i = 0; i < hashes.length; i++) hashes[i] = BigInt(i % 3000) * 0x9e3779b97f4a7c15n & 0xffffffffffffffffn;
+    const out = new Int32Array(hashes.length);
+    interner.internAll(hashes, out);
+    expect(interner.size).toBe(3000);
+    for (let i = 0; i < hashes.length; i++) expect(out[i]).toBe(i % 3000);
   });
 
   it('computes next reads by a backward pass', () => {

@@ -102,7 +102,7 @@ export class ReplayStream {
   private denseReads(): { readIds: Int32Array; unique: number } {
     if (this.dense) return this.dense;
     const readIds = new Int32Array(this.blockReads);
-    const interner = new HashInterner(Math.min(this.blockReads, 1 << 22));
+    const interner = new HashInterner(Math.min(this.blockReads, 1 << 16));
     const scratch = new BigUint64Array(this.maxBlocks);
     for (let i = 0; i < this.requests; i++) {
       const n = this.readHashes(i, scratch);
