@@ -164,8 +164,11 @@ void BlockPool::reserveHashes(const BlockHash* hashes, size_t n, PerElement perE
 // ---- operations -------------------------------------------------------------------------------------
 
 size_t BlockPool::lookup(const BlockHash* hashes, size_t n, BlockId* outIds) const {
-  for (size_t i = 0; i < n; ++i) index_.prefetch(hashes[i]);
+  // Prefetch a window ahead of the probe, so a lookup costs in proportion to the hit, not to n.
+  constexpr size_t kAhead = 16;
+  for (size_t i = 0; i < n && i < kAhead; ++i) index_.prefetch(hashes[i]);
   for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) index_.prefetch(hashes[i + kAhead]);
     BlockId id = hashes[i] == kNoHash ? kNoBlock : index_.find(hashes[i]);
     if (id == kNoBlock) return i;
     outIds[i] = id;
