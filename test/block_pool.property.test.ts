@@ -16,7 +16,7 @@ import { Resolver, apply, configArb, expectSameOutcome, largeConfigArb, opArb, o
 import { ReferencePool } from './support/reference_pool';
 
 const SEED = Number(process.env.SAGA_PROPERTY_SEED ?? 0x5a6a);
-const RUNS = Number(process.env.SAGA_PROPERTY_RUNS ?? 250);
+const RUNS = Number(process.env.SAGA_PROPERTY_RUNS ?? 400);
 
 /** Replays `ops` on a fresh native cache and model, checking after every step; returns step stats. */
 function replay(backend: BackendName, config: PoolConfig, ops: Op[]): { errors: number; ok: number } {
