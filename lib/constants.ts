@@ -1,0 +1,208 @@
+/**
+ * Hardware and model constants: the one place where numbers about GPUs, models, vLLM's defaults and the
+ * cost model's efficiencies live, each with its source next to it. `docs/cost-model.md` explains how the
+ * cost model uses them and holds the calibration table (published vLLM measurements vs the simulator).
+ *
+ * Units are in the names: bytes, FLOP/s, bytes/s, seconds. "GB" in a source is 10^9 bytes.
+ */
+
+/** One GPU model. */
+export interface GpuPreset {
+  /** Name on the command line (`--gpu`). */
+  readonly name: string;
+  readonly label: string;
+  /** Peak dense BF16 tensor-core rate (the datasheet's figure "with sparsity" halved). */
+  readonly peakBf16FlopsPerS: number;
+  /** GPU memory (HBM). */
+  readonly hbmBytes: number;
+  /** Peak HBM bandwidth. */
+  readonly hbmBytesPerS: number;
+  /** NVLink bandwidth per GPU, both directions together. */
+  readonly nvlinkBytesPerS: number;
+  readonly source: string;
+}
+
+/**
+ * GPU presets. Sources: NVIDIA's datasheets.
+ * - H100 SXM5 80GB: "NVIDIA H100 Tensor Core GPU" datasheet (nvidia.com/en-us/data-center/h100): BF16 Tensor
+ *   Core 1,979 TFLOPS (with sparsity) -> 989.5 dense; GPU memory 80 GB; bandwidth 3.35 TB/s; NVLink 900 GB/s.
+ * - H200 SXM 141GB: "NVIDIA H200 Tensor Core GPU" datasheet (nvidia.com/en-us/data-center/h200): BF16 Tensor
+ *   Core 1,979 TFLOPS (with sparsity) -> 989.5 dense; GPU memory 141 GB; bandwidth 4.8 TB/s; NVLink 900 GB/s.
+ * - A100 SXM4 40GB: "NVIDIA A100 Tensor Core GPU" datasheet (nvidia.com/en-us/data-center/a100): BF16 Tensor
+ *   Core 312 TFLOPS dense; GPU memory 40 GB HBM2; bandwidth 1,555 GB/s; NVLink 600 GB/s. Kept because one
+ *   published vLLM decode measurement we calibrate against ran on it.
+ */
+export const GPUS: Readonly<Record<string, GpuPreset>> = {
+  h100: {
+    name: 'h100',
+    label: 'H100 SXM 80GB',
+    peakBf16FlopsPerS: 989.5e12,
+    hbmBytes: 80e9,
+    hbmBytesPerS: 3.35e12,
+    nvlinkBytesPerS: 900e9,
+    source: 'NVIDIA H100 Tensor Core GPU datasheet (SXM5): 1,979 TFLOPS BF16 with sparsity, 80 GB, 3.35 TB/s, NVLink 900 GB/s',
+  },
+  h200: {
+    name: 'h200',
+    label: 'H200 SXM 141GB',
+    peakBf16FlopsPerS: 989.5e12,
+    hbmBytes: 141e9,
+    hbmBytesPerS: 4.8e12,
+    nvlinkBytesPerS: 900e9,
+    source: 'NVIDIA H200 Tensor Core GPU datasheet (SXM): 1,979 TFLOPS BF16 with sparsity, 141 GB, 4.8 TB/s, NVLink 900 GB/s',
+  },
+  'a100-40gb': {
+    name: 'a100-40gb',
+    label: 'A100 SXM4 40GB',
+    peakBf16FlopsPerS: 312e12,
+    hbmBytes: 40e9,
+    hbmBytesPerS: 1.555e12,
+    nvlinkBytesPerS: 600e9,
+    source: 'NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): 312 TFLOPS BF16 dense, 40 GB HBM2, 1,555 GB/s, NVLink 600 GB/s',
+  },
+};
+
+/** One model: a Llama-architecture decoder (GQA attention, SwiGLU MLP, untied embeddings). */
+export interface ModelPreset {
+  /** Name on the command line (`--model`). */
+  readonly name: string;
+  readonly label: string;
+  readonly layers: number;
+  readonly hiddenSize: number;
+  readonly attentionHeads: number;
+  readonly kvHeads: number;
+  readonly headDim: number;
+  readonly intermediateSize: number;
+  readonly vocabSize: number;
+  /** Parameters as the model card states them (checked against the count from the config in tests). */
+  readonly parameters: number;
+  /** Bytes per weight and per KV element: BF16. */
+  readonly dtypeBytes: number;
+  readonly source: string;
+}
+
+/**
+ * Model presets. Sources: each model's `config.json` on Hugging Face (meta-llama/Llama-3.1-8B and
+ * meta-llama/Llama-3.1-70B) and the model cards (parameter counts; the safetensors totals
+ * 8,030,261,248 and 70,553,706,496). head_dim = hidden_size / num_attention_heads = 128 for both.
+ */
+export const MODELS: Readonly<Record<string, ModelPreset>> = {
+  'llama-3.1-8b': {
+    name: 'llama-3.1-8b',
+    label: 'Llama-3.1-8B',
+    layers: 32,
+    hiddenSize: 4096,
+    attentionHeads: 32,
+    kvHeads: 8,
+    headDim: 128,
+    intermediateSize: 14336,
+    vocabSize: 128256,
+    parameters: 8_030_261_248,
+    dtypeBytes: 2,
+    source: 'meta-llama/Llama-3.1-8B config.json: 32 layers, hidden 4096, 32 heads, 8 KV heads, intermediate 14336, vocab 128256; 8.03B parameters',
+  },
+  'llama-3.1-70b': {
+    name: 'llama-3.1-70b',
+    label: 'Llama-3.1-70B',
+    layers: 80,
+    hiddenSize: 8192,
+    attentionHeads: 64,
+    kvHeads: 8,
+    headDim: 128,
+    intermediateSize: 28672,
+    vocabSize: 128256,
+    parameters: 70_553_706_496,
+    dtypeBytes: 2,
+    source: 'meta-llama/Llama-3.1-70B config.json: 80 layers, hidden 8192, 64 heads, 8 KV heads, intermediate 28672, vocab 128256; 70.6B parameters',
+  },
+};
+
+/**
+ * Achieved fractions of peak. These are the cost model's free constants; `docs/cost-model.md` gives the
+ * calibration against published vLLM measurements (decode) and says which ones could not be calibrated.
+ */
+export const EFFICIENCY = {
+  /**
+   * Fraction of peak BF16 rate reached by the dense layers (QKV/O projections, MLP, LM head) of a batch.
+   * Bounded above by the matrix rate measured on an H200 here: 769-798 TFLOP/s for an 8192^3 BF16 product
+   * (0.78-0.81 of 989.5; /work/.library/device/KINDS.md). No published single-request vLLM prefill (TTFT
+   * against prompt length) for these models on H100/H200 was found to calibrate it; 0.6 is an assumption.
+   */
+  gemm: 0.6,
+  /**
+   * Fraction of peak reached by attention's QK^T and PV products (FlashAttention on Hopper). Upper bound:
+   * FlashAttention-3 (Shah et al., 2024, arXiv:2407.08608) reports up to 740 TFLOP/s in FP16 forward on
+   * H100 (75% of peak) at long sequences; vLLM's shorter, paged, mixed batches reach less. Assumption: 0.5.
+   */
+  attention: 0.5,
+  /**
+   * Fraction of peak HBM bandwidth reached while streaming weights and KV (decode). The copy bandwidth
+   * measured on an H200 here is 4.3 TB/s of 4.8 (0.90; KINDS.md); 0.80 is calibrated against vLLM's
+   * published decode latencies (docs/cost-model.md).
+   */
+  bandwidth: 0.8,
+  /**
+   * Fraction of NVLink bandwidth (one direction = half the datasheet figure) reached by a ring all-reduce
+   * (NCCL's bus bandwidth on NVSwitch H100/H200 systems is typically 70-80% of it; assumption 0.75).
+   */
+  nvlink: 0.75,
+} as const;
+
+/**
+ * Fixed cost of one engine iteration (scheduler, input preparation, kernel launches, sampling), seconds.
+ * Calibrated with EFFICIENCY.bandwidth against vLLM's published decode latencies (docs/cost-model.md).
+ */
+export const ITERATION_OVERHEAD_S = 2e-3;
+
+/**
+ * Latency of one all-reduce between tensor-parallel GPUs (two per layer), seconds. Calibrated against the
+ * Llama-70B TP=4 decode latency of vLLM's benchmark (docs/cost-model.md).
+ */
+export const ALLREDUCE_LATENCY_S = 25e-6;
+
+/** vLLM's engine defaults, with where they come from. */
+export const VLLM = {
+  /** `gpu_memory_utilization` default 0.9 (vLLM engine arguments / CacheConfig). */
+  gpuMemoryUtilization: 0.9,
+  /** `block_size` default 16 tokens on CUDA (vLLM CacheConfig). */
+  blockSize: 16,
+  /**
+   * `max_num_batched_tokens` for the OpenAI-compatible server on GPUs with >= 70 GiB that are not A100s
+   * (H100, H200): 8192, with chunked prefill always on in the V1 engine (vllm/engine/arg_utils.py,
+   * EngineArgs.get_batch_defaults: `default_max_num_batched_tokens = {LLM_CLASS: 16384,
+   * OPENAI_API_SERVER: 8192}`). Other GPUs: 2048.
+   */
+  maxNumBatchedTokens: 8192,
+  maxNumBatchedTokensSmallGpu: 2048,
+  /**
+   * `max_num_seqs` in the same function: 1024 on those GPUs in current vLLM (`default_max_num_seqs =
+   * {LLM_CLASS: 1024, OPENAI_API_SERVER: 1024}`), 256 on other GPUs and in earlier releases.
+   */
+  maxNumSeqs: 1024,
+  maxNumSeqsSmallGpu: 256,
+  /** The large defaults apply from this much GPU memory up (`device_memory >= 70 * GiB_bytes`). */
+  largeGpuBytes: 70 * 2 ** 30,
+  /**
+   * Memory vLLM keeps out of the KV cache besides the weights: the activation peak of its startup profile
+   * run (a forward pass of max_num_batched_tokens tokens), CUDA graphs and non-torch allocations (NCCL,
+   * cuBLAS workspaces). An estimate (1-4 GiB is what vLLM's startup logs show for 8B-70B models), not a
+   * calibrated figure: 2.5 GB per GPU.
+   */
+  reservedBytesPerGpu: 2.5e9,
+} as const;
+
+/** Tensor-parallel degrees the simulator accepts (vLLM needs the KV heads to divide evenly). */
+export const TP_DEGREES = [1, 2, 4, 8] as const;
+
+/**
+ * Default tensor parallelism for a model on a GPU: the smallest degree at which the weights take at most
+ * 60% of the memory vLLM may use, leaving the rest for activations and KV (Llama-3.1-8B: 1 everywhere;
+ * Llama-3.1-70B: 4 on H100, 2 on H200).
+ */
+export function defaultTensorParallel(model: ModelPreset, gpu: GpuPreset): number {
+  const usable = gpu.hbmBytes * VLLM.gpuMemoryUtilization;
+  for (const tp of TP_DEGREES) {
+    if ((model.parameters * model.dtypeBytes) / tp <= 0.6 * usable) return tp;
+  }
+  return TP_DEGREES[TP_DEGREES.length - 1];
+}
