@@ -1,0 +1,113 @@
+/**
+ * The policy interfaces shared by the simulator, `saga replay` and (later) the gateway: routing (which
+ * engine a call goes to), queue ordering (which waiting call an engine admits first, and which running
+ * one it preempts) and eviction (the keys a call's KV blocks leave with; lower keys are evicted first,
+ * ties deeper first, as the block core orders them: docs/block-core.md).
+ *
+ * A policy sees events in time order through its methods and `observe`, and gets no handle on the
+ * future: nothing here exposes a workload's later calls. The one exception is an oracle, which is
+ * constructed with the whole workload, says so in `oracle`, and is labelled as a bound in every output.
+ */
+import type { KvCache } from '../kv/kv_cache';
+
+/** One LLM call as policies see it. */
+export interface CallInfo {
+  /** Index of the call's task in the workload, and of the call in its task. */
+  readonly taskIndex: number;
+  readonly callIndex: number;
+  /** Dense session number (one per task), as the block core's `session` field holds it. */
+  readonly session: number;
+  readonly tenant: string;
+  /** The task's workflow kind. */
+  readonly kind: string;
+  /** Seconds (simulated) when the call arrived. */
+  readonly arrivalS: number;
+  readonly promptTokens: number;
+  readonly outputTokens: number;
+  /** The prompt's full blocks, prefix-chained hashes. */
+  readonly blockHashes: BigUint64Array;
+}
+
+/** What a routing policy may ask of an engine. */
+export interface EngineView {
+  readonly id: number;
+  /** Calls on the engine: running plus waiting. */
+  outstandingCalls(): number;
+  /** Prompt tokens of the calls still waiting to be admitted. */
+  queuedTokens(): number;
+  /** How many leading blocks of `hashes` the engine's KV cache holds (no state changes). */
+  cachedPrefixBlocks(hashes: BigUint64Array): number;
+}
+
+export interface RoutingPolicy {
+  readonly name: string;
+  /** The id of the engine `call` goes to. */
+  route(call: CallInfo, engines: readonly EngineView[], nowS: number): number;
+}
+
+/** A running request as a queue policy sees it (in the engine's admission order). */
+export interface RunningInfo {
+  readonly call: CallInfo;
+  /** Seconds when the engine admitted it (this time, after any preemption). */
+  readonly admittedS: number;
+}
+
+export interface QueuePolicy {
+  readonly name: string;
+  /** A waiting call's priority in its engine's queue: lower goes first; ties go in arrival order. */
+  priority(call: CallInfo, nowS: number): number;
+  /** When KV blocks run out: the index in `running` (admission order) of the request to preempt. */
+  preemptionVictim(running: readonly RunningInfo[], nowS: number): number;
+}
+
+/** A call's blocks being released. */
+export interface ReleaseInfo {
+  readonly call: CallInfo;
+  readonly engineId: number;
+  readonly nowS: number;
+  /** `finish`: the call ended; `preempt`: it was preempted and will be recomputed. */
+  readonly reason: 'finish' | 'preempt';
+  /** Blocks released, tail first (deepest chain position first). */
+  readonly count: number;
+  /** Their chain positions (block index in the sequence), tail first. */
+  readonly positions: Int32Array;
+  /** Whether the i-th released block (tail first) carries a hash; one that does not is freed at once. */
+  committed(i: number): boolean;
+  /**
+   * The prefix-chained hash of the call's block at chain `position` (what it holds, committed or not).
+   * Functions, not arrays, so that policies that ignore hashes cost nothing.
+   */
+  blockHash(position: number): bigint;
+}
+
+export interface EvictionPolicy {
+  readonly name: string;
+  /** Writes the eviction key of each released block (`info.count` of them, tail first) to `out`. */
+  releaseKeys(info: ReleaseInfo, out: Float64Array): void;
+  /**
+   * Called once per engine before the run with its cache, so that a policy can re-key blocks later
+   * (KvCache.setKeys / setSessionKeys) as it learns more. Optional.
+   */
+  attach?(engineId: number, cache: KvCache): void;
+}
+
+/** Events every policy may observe, in time order. */
+export type PolicyEvent =
+  | { readonly type: 'call-arrive'; readonly call: CallInfo; readonly engineId: number; readonly nowS: number }
+  | { readonly type: 'call-admit'; readonly call: CallInfo; readonly engineId: number; readonly cachedTokens: number; readonly nowS: number }
+  | { readonly type: 'call-finish'; readonly call: CallInfo; readonly engineId: number; readonly nowS: number; readonly lastCall: boolean };
+
+/** A named set of the three policies, run together. */
+export interface PolicyBundle {
+  /** Registry name (`vllm`, `belady`, ...). */
+  readonly name: string;
+  /** How outputs name it; an oracle's label says it is a bound, e.g. `belady (bound)`. */
+  readonly label: string;
+  /** True for a policy with the future in hand (reported as a bound, never as a runnable policy). */
+  readonly oracle: boolean;
+  readonly routing: RoutingPolicy;
+  readonly queue: QueuePolicy;
+  readonly eviction: EvictionPolicy;
+  /** Receives every event, in time order. Optional. */
+  observe?(event: PolicyEvent): void;
+}

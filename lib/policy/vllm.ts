@@ -1,0 +1,104 @@
+/**
+ * `vllm`: the baseline bundle, vLLM v1 behaviour as DESIGN.md defines it.
+ * - Eviction: LRU over the free-block queue. A finished (or preempted) request's blocks are released
+ *   tail first with key = the release time, so the oldest release leaves first and, within one release,
+ *   the deepest block first: vLLM's FreeKVCacheBlockQueue (blocks freed in reverse order, appended to the
+ *   queue's tail, evicted from its head).
+ * - Queue: FCFS (priority = the call's arrival time); when blocks run out the newest running request
+ *   (the last admitted) is preempted and recomputed later, as vLLM v1's scheduler does
+ *   (`self.running.pop()` under the FCFS policy).
+ * - Routing: session affinity with a prefix-aware, load-balanced choice for new sessions. A call of a
+ *   session already seen goes to the session's home engine (where its KV lives). The first call of a new
+ *   session goes, among the engines whose load (sessions homed there and not yet finished) is within
+ *   ROUTING_SLACK_SESSIONS of the least loaded, to the one holding the longest cached prefix of its prompt;
+ *   ties (or no prefix anywhere) to the least loaded (fewest sessions, then fewest outstanding calls, then
+ *   lowest id). That engine becomes the session's home. Production cache-aware routers do the same: they
+ *   follow the prefix only while the load is balanced (vLLM's router and SGLang's gateway `cache_aware`
+ *   policy, Ray Serve's PrefixCacheAffinityRouter). Following the longest prefix unconditionally sends
+ *   every session of a tenant to the one engine holding the tenant's system prompt: on a 64-GPU run of
+ *   the mixed workload that put three tenants on three engines and left 61 idle.
+ */
+import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
+
+/** How many more live sessions than the least loaded engine an engine may have and still win on prefix. */
+export const ROUTING_SLACK_SESSIONS = 1;
+
+export class SessionAffinityRouting implements RoutingPolicy {
+  readonly name = 'session-affinity';
+  private readonly home = new Map<number, number>();
+  /** Live sessions homed on each engine (grown on demand). */
+  private sessions: number[] = [];
+
+  route(call: CallInfo, engines: readonly EngineView[], _nowS: number): number {
+    const known = this.home.get(call.session);
+    if (known !== undefined) return known;
+    while (this.sessions.length < engines.length) this.sessions.push(0);
+    let minSessions = Infinity;
+    for (const engine of engines) minSessions = Math.min(minSessions, this.sessions[engine.id]);
+    let best = -1;
+    let bestPrefix = -1;
+    let bestSessions = 0;
+    let bestLoad = 0;
+    for (const engine of engines) {
+      const sessions = this.sessions[engine.id];
+      if (sessions > minSessions + ROUTING_SLACK_SESSIONS) continue;
+      const prefix = call.blockHashes.length > 0 ? engine.cachedPrefixBlocks(call.blockHashes) : 0;
+      const load = engine.outstandingCalls();
+      const better =
+        best < 0 ||
+        prefix > bestPrefix ||
+        (prefix === bestPrefix && (sessions < bestSessions || (sessions === bestSessions && load < bestLoad)));
+      if (better) {
+        best = engine.id;
+        bestPrefix = prefix;
+        bestSessions = sessions;
+        bestLoad = load;
+      }
+    }
+    this.home.set(call.session, best);
+    this.sessions[best]++;
+    return best;
+  }
+
+  /** A session ends with its last call: it no longer counts on its home engine. */
+  observe(event: PolicyEvent): void {
+    if (event.type !== 'call-finish' || !event.lastCall) return;
+    const engine = this.home.get(event.call.session);
+    if (engine === undefined) return;
+    this.home.delete(event.call.session);
+    this.sessions[engine]--;
+  }
+}
+
+export class FcfsQueue implements QueuePolicy {
+  readonly name = 'fcfs';
+
+  priority(call: CallInfo, _nowS: number): number {
+    return call.arrivalS;
+  }
+
+  preemptionVictim(running: readonly RunningInfo[], _nowS: number): number {
+    return running.length - 1;
+  }
+}
+
+export class LruEviction implements EvictionPolicy {
+  readonly name = 'lru';
+
+  releaseKeys(info: ReleaseInfo, out: Float64Array): void {
+    out.fill(info.nowS, 0, info.count);
+  }
+}
+
+export function createVllmBundle(): PolicyBundle {
+  const routing = new SessionAffinityRouting();
+  return {
+    name: 'vllm',
+    label: 'vllm',
+    oracle: false,
+    routing,
+    queue: new FcfsQueue(),
+    eviction: new LruEviction(),
+    observe: (event) => routing.observe(event),
+  };
+}
