@@ -1,11 +1,20 @@
 /**
  * The `saga` command. Subcommands arrive with their issues; `info` reports the native backend, `replay`
- * replays a trace's blocks under eviction policies (lib/replay/command.ts).
+ * replays a trace's blocks under eviction policies (lib/replay/command.ts), `simulate` runs a workload on
+ * a simulated cluster under policy bundles (lib/sim, lib/metrics).
  */
 import { Command, CommanderError } from 'commander';
 import { nativeBackend } from './native';
 import { KvCache } from './kv';
 import { addReplayCommand } from './replay/command';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { GPUS, MODELS } from './constants';
+import { badArgument } from './errors';
+import { computeMetrics, DEFAULT_SLO, type PolicyMetrics } from './metrics/metrics';
+import { buildReport, createProgress, renderTable } from './metrics/report';
+import { parsePolicyList, policyNames } from './policy/index';
+import { isolatedTaskTimes, resolveClusterSpec, resolveWorkload, simulate, type SimulationResult } from './sim/simulate';
 
 function info(json: boolean): void {
   const native = nativeBackend();
@@ -34,6 +43,136 @@ function info(json: boolean): void {
   console.log(`self-test ${hit === 4 ? 'ok' : `FAILED (lookup found ${hit} of 4 blocks)`}`);
 }
 
+// ---- saga simulate ----
+
+/** Defaults of `saga simulate`: a memory-bound cluster (KV blocks ~95% held, preemptions) that runs in seconds. */
+const SIMULATE_DEFAULTS = { workload: 'mixed', gpus: '8', model: 'llama-3.1-8b', gpu: 'h100', tasks: '200', rate: '0.25', policies: 'vllm,belady', seed: '1', slo: String(DEFAULT_SLO) };
+
+interface SimulateCliOptions {
+  workload: string;
+  gpus: string;
+  model: string;
+  gpu: string;
+  tp?: string;
+  tasks: string;
+  rate: string;
+  policies: string;
+  seed: string;
+  slo: string;
+  json?: string;
+}
+
+function cliInteger(name: string, text: string, min: number): number {
+  const value = Number(text);
+  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) throw badArgument(`${name} must be an integer >= ${min}, got "${text}"`);
+  return value;
+}
+
+function cliPositive(name: string, text: string): number {
+  const value = Number(text);
+  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) throw badArgument(`${name} must be a positive number, got "${text}"`);
+  return value;
+}
+
+function simulateCommand(opts: SimulateCliOptions): void {
+  // Everything typed is checked before any work starts.
+  const policies = parsePolicyList(opts.policies);
+  const gpus = cliInteger('--gpus', opts.gpus, 1);
+  const tasks = cliInteger('--tasks', opts.tasks, 1);
+  const ratePerS = cliPositive('--rate', opts.rate);
+  const seed = cliInteger('--seed', opts.seed, Number.MIN_SAFE_INTEGER);
+  const slo = cliPositive('--slo', opts.slo);
+  const tp = opts.tp === undefined ? undefined : cliInteger('--tp', opts.tp, 1);
+  resolveClusterSpec({ model: opts.model, gpu: opts.gpu, gpus, tp }); // model, GPU, tp and fit
+  if (opts.json !== undefined && opts.json !== '-') {
+    const dir = path.dirname(path.resolve(opts.json));
+    if (opts.json.trim() === '' || !fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw badArgument(`--json ${opts.json}: no directory ${dir} to write it in`);
+  }
+
+  const generated = ['swebench', 'webarena', 'mixed'].includes(opts.workload);
+  const workload = resolveWorkload(opts.workload, generated ? { tasks, ratePerS, seed } : { tasks });
+  const spec = resolveClusterSpec({ model: opts.model, gpu: opts.gpu, gpus, tp, blockSize: workload.blockSize });
+  const progress = createProgress();
+  const total = workload.tasks.length;
+  const results: SimulationResult[] = [];
+  try {
+    for (const name of policies) {
+      progress.start(name, total);
+      results.push(simulate(workload, spec, name, { onProgress: (done) => progress.update(done) }));
+    }
+    progress.start('isolated runs', total);
+    const isolated = isolatedTaskTimes(workload, spec);
+    progress.update(total);
+    progress.stop();
+    const belady = results.find((r) => r.policy.name === 'belady');
+    const metrics: PolicyMetrics[] = results.map((r) => computeMetrics(r, results[0], isolated, belady, { slo }));
+    const calls = workload.tasks.reduce((n, t) => n + t.calls.length, 0);
+    const report = buildReport(
+      {
+        workload: workload.name,
+        tasks: total,
+        calls,
+        ratePerS: generated ? ratePerS : null,
+        seed,
+        gpus: spec.gpus,
+        model: spec.model.name,
+        gpu: spec.gpu.name,
+        tp: spec.tp,
+        engines: spec.engines,
+        blockSize: spec.blockSize,
+        kvBlocksPerEngine: spec.capacityBlocks,
+        maxNumSeqs: spec.maxNumSeqs,
+        maxNumBatchedTokens: spec.maxNumBatchedTokens,
+        policies: results.map((r) => r.policy.label),
+        baseline: results[0].policy.label,
+        slo,
+      },
+      metrics,
+    );
+    const preemptions = results.map((r) => `${r.policy.label} ${r.engines.reduce((n, e) => n + e.preemptions, 0)}`).join(', ');
+    const json = `${JSON.stringify(report, null, 2)}\n`;
+    if (opts.json === '-') {
+      process.stdout.write(json);
+      return;
+    }
+    console.log(renderTable(report));
+    console.log(`preemptions: ${preemptions}`);
+    if (opts.json !== undefined) {
+      try {
+        fs.writeFileSync(opts.json, json);
+      } catch (err) {
+        throw badArgument(`cannot write --json ${opts.json}: ${(err as Error).message}`);
+      }
+    }
+  } finally {
+    progress.stop();
+  }
+}
+
+function addSimulateCommand(program: Command): void {
+  const d = SIMULATE_DEFAULTS;
+  program
+    .command('simulate')
+    .description(
+      'simulate a cluster of vLLM-like engines serving an agent workload, under each policy, and report task ' +
+        'completion times, slowdown, SLO attainment, cache hit rate, memory use, throughput and fairness ' +
+        '(the first policy listed is the baseline; belady is an oracle, reported as a bound)',
+    )
+    .option('--workload <name|PATH>', 'swebench, webarena or mixed (generated), or a trace file/directory (Claude Code, Mooncake, SAGA JSONL)', d.workload)
+    .option('--gpus <N>', 'GPUs in the cluster; engines = GPUs / tp', d.gpus)
+    .option('--model <M>', `model preset: ${Object.keys(MODELS).join(', ')}`, d.model)
+    .option('--gpu <G>', `GPU preset: ${Object.keys(GPUS).join(', ')}`, d.gpu)
+    .option('--tp <N>', 'tensor parallelism per engine: 1, 2, 4 or 8 (default: the smallest that fits the model comfortably)')
+    .option('--tasks <N>', 'agent tasks to generate (for a trace: use at most the first N)', d.tasks)
+    .option('--rate <TASKS_PER_S>', 'task arrival rate, Poisson (generated workloads only)', d.rate)
+    .option('--policies <list>', `comma-separated, baseline first: ${policyNames().join(', ')}`, d.policies)
+    .option('--seed <S>', 'seed of the generated workload (same seed, same numbers)', d.seed)
+    .option('--slo <X>', 'SLO on slowdown (TCT / isolated TCT) for attainment', d.slo)
+    .option('--json <FILE>', 'also write the results as JSON to FILE (- for stdout instead of the table)')
+    .showHelpAfterError('(saga simulate --help lists the options)')
+    .action((opts: SimulateCliOptions) => simulateCommand(opts));
+}
+
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('saga')
     .description('Program-level scheduling for LLM agent workloads')
@@ -45,6 +184,7 @@ export async function main(argv: string[]): Promise<number> {
     .option('--json', 'print JSON')
     .action((opts: { json?: boolean }) => info(opts.json === true));
   addReplayCommand(program);
+  addSimulateCommand(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -2,7 +2,11 @@
  * The simulator (lib/sim): determinism, isolation, vLLM's LRU order, preemption, conservation of calls,
  * bulk decode against one-iteration steps, and the oracle bound against LRU.
  */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import fc from 'fast-check';
+import { main } from '../lib/cli';
 import { describe, expect, it } from 'vitest';
 import { Tier } from '../lib/kv/kv_cache';
 import { computeMetrics } from '../lib/metrics/metrics';
@@ -250,5 +254,33 @@ describe('the belady bound', () => {
     expect(occupancy).toBeGreaterThan(0.8); // memory-bound
     expect(hitRate(oracle)).toBeGreaterThanOrEqual(hitRate(lru));
     expect(oracle.policy.label).toBe('belady (bound)');
+  });
+});
+
+describe('saga simulate', () => {
+  it('prints the same numbers for the same seed, as JSON of the documented shape', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'saga-sim-'));
+    const log = console.log;
+    console.log = () => undefined;
+    try {
+      const args = ['simulate', '--tasks', '4', '--gpus', '2', '--rate', '1', '--seed', '5'];
+      expect(await main([...args, '--json', path.join(dir, 'a.json')])).toBe(0);
+      expect(await main([...args, '--json', path.join(dir, 'b.json')])).toBe(0);
+    } finally {
+      console.log = log;
+    }
+    const a = fs.readFileSync(path.join(dir, 'a.json'), 'utf8');
+    expect(fs.readFileSync(path.join(dir, 'b.json'), 'utf8')).toBe(a);
+    const report = JSON.parse(a);
+    expect(report.results.map((r: { policy: string }) => r.policy)).toEqual(['vllm', 'belady (bound)']);
+    expect(report.results[0].speedupVsBaseline).toBe(1);
+    expect(report.config.gpus).toBe(2);
+  });
+
+  it('bad input is one SagaError with a stable code', async () => {
+    await expect(main(['simulate', '--gpus', '0'])).rejects.toMatchObject({ code: 'ERR_SAGA_BAD_ARGUMENT' });
+    await expect(main(['simulate', '--policies', 'nope'])).rejects.toMatchObject({ code: 'ERR_SAGA_UNKNOWN_POLICY' });
+    await expect(main(['simulate', '--model', 'gpt-9'])).rejects.toMatchObject({ code: 'ERR_SAGA_BAD_ARGUMENT' });
+    await expect(main(['simulate', '--workload', '/no/such/trace'])).rejects.toMatchObject({ code: 'ERR_SAGA_TRACE_NOT_FOUND' });
   });
 });
