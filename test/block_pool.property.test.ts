@@ -8,11 +8,11 @@
  * The CUDA backend runs the same property where a device answers; nothing here needs a GPU.
  */
 import fc from 'fast-check';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { KvCache } from '../lib/kv/kv_cache';
 import { type BackendName, nativeBackend } from '../lib/native';
 import { checkInvariants, diffSnapshots } from './support/pool_assertions';
-import { Resolver, apply, configArb, expectSameOutcome, largeConfigArb, opArb, opArbWith, precedenceNotes, type Op, type PoolConfig } from './support/random_ops';
+import { Resolver, apply, configArb, expectSameOutcome, largeConfigArb, opArb, opArbWith, type Op, type PoolConfig } from './support/random_ops';
 import { ReferencePool } from './support/reference_pool';
 
 const SEED = Number(process.env.SAGA_PROPERTY_SEED ?? 0x5a6a);
@@ -70,15 +70,6 @@ function runProperty(backend: BackendName, shape: PropertyShape, runs: number): 
   expect(ok).toBeGreaterThan(runs * shape.minOps * 0.3 + runs * 10);
   expect(errors).toBeGreaterThan(runs * 5);
 }
-
-afterAll(() => {
-  if (precedenceNotes.size > 0) {
-    console.info(
-      'Batches with several faults where the native code was a different (listed) fault than the model\'s first:\n' +
-        [...precedenceNotes].map(([note, n]) => `  ${note} (${n}x)`).join('\n'),
-    );
-  }
-});
 
 describe('BlockPool (cpu) against the reference model', () => {
   it(`agrees on ${RUNS} random operation sequences`, () => runProperty('cpu', SMALL, RUNS));

@@ -4,15 +4,17 @@
  * (lib/kv/kv_cache.ts). It favours obviousness over speed: per-block fields in arrays, the free queues
  * as JS arrays (head = index 0), the hash index as a Map, victims by sorting every cached block.
  *
- * Errors: every call validates the whole batch before touching anything. The header lists each
- * operation's errors but does not say which one wins when a batch has several faults, so the model
- * collects every fault that applies (in the order the header lists them) and throws a ModelError whose
- * `code` is the first and whose `applicable` holds them all. Differential tests accept any applicable
- * code; unit tests only make single-fault calls, where the code is unambiguous.
+ * Errors: every call validates the whole batch before touching anything, in the order the header's
+ * "Validation order" paragraph gives: element by element in batch order, each element's checks in the
+ * order of the operation's "Errors:" list, then conditions on the whole batch (OutOfBlocks). Counts
+ * within a batch (releases of one id, appends to one row, ids and hashes seen so far) accumulate in
+ * batch order. So each operation is one loop over its elements that throws at the first fault, then
+ * the batch checks: the error thrown is the one every implementation must report.
  *
  * Argument checks that KvCache does in TypeScript (array types, lengths, output room, NaN keys, the
- * tier, payload sizes) are mirrored here in the same order, so a model and a KvCache can be driven by
- * the same calls.
+ * tier, payload sizes) are mirrored here in the same order and, as there, come before the contract's
+ * checks (a NaN key anywhere in a batch is BadKey whatever its elements' states), so a model and a
+ * KvCache can be driven by the same calls.
  */
 import { SagaError, type SagaErrorCode } from '../../lib/errors';
 
@@ -52,29 +54,17 @@ export interface Counts {
   hostCached: number;
 }
 
-export class ModelError extends SagaError {
-  readonly applicable: readonly SagaErrorCode[];
-  constructor(codes: SagaErrorCode[], message: string) {
-    super(message, codes[0]);
-    this.applicable = codes;
-  }
-}
-
-/** Collects the faults of one call; `throwIfAny` raises them (first listed = `code`). */
-class Faults {
-  private readonly codes: SagaErrorCode[] = [];
-  private readonly notes: string[] = [];
-  add(code: SagaErrorCode, note: string): void {
-    if (!this.codes.includes(code)) this.codes.push(code);
-    this.notes.push(`${code}: ${note}`);
-  }
-  throwIfAny(op: string): void {
-    if (this.codes.length > 0) throw new ModelError(this.codes, `${op}: ${this.notes.join('; ')}`);
-  }
-}
+/** An error the contract requires (as opposed to a bug in the model, which throws anything else). */
+export class ModelError extends SagaError {}
 
 function fail(code: SagaErrorCode, message: string): never {
-  throw new ModelError([code], message);
+  throw new ModelError(message, code);
+}
+
+/** BadArgument if `id` came earlier in the batch (is in `seen`); else adds it to `seen`. */
+function requireFirst(seen: Set<number>, name: string, i: number, id: number): void {
+  if (seen.has(id)) fail('ERR_SAGA_BAD_ARGUMENT', `${name}[${i}] = ${id} is repeated within the batch`);
+  seen.add(id);
 }
 
 // ---- argument checks mirrored from KvCache ----
@@ -186,8 +176,16 @@ export class ReferencePool {
       .sort(victimCompare)
       .map((b) => b.id);
   }
-  private hasRepeat(ids: ArrayLike<number>): boolean {
-    return new Set(Array.from(ids)).size !== ids.length;
+  /** UnknownBlock unless `id` (the batch's `name`[i]) is in range and not free. */
+  private requireKnown(name: string, i: number, id: number): void {
+    if (!this.known(id)) fail('ERR_SAGA_UNKNOWN_BLOCK', `${name}[${i}] = ${id} is out of range or free`);
+  }
+  /** DuplicateHash if `hash` (nonzero) is in the index or earlier in the batch (in `batch`); else adds it. */
+  private requireNewHash(batch: Set<bigint>, i: number, hash: bigint): void {
+    if (hash === 0n) return;
+    if (this.index.has(hash)) fail('ERR_SAGA_DUPLICATE_HASH', `hashes[${i}] is held by block ${this.index.get(hash)}`);
+    if (batch.has(hash)) fail('ERR_SAGA_DUPLICATE_HASH', `hashes[${i}] is repeated within the batch`);
+    batch.add(hash);
   }
 
   // ---- state changes (only called after validation) ----
@@ -257,21 +255,14 @@ export class ReferencePool {
     checkSameLength('hashes and positions', hashes, positions);
     checkRoom('outIds', outIds, hashes.length);
     const n = hashes.length;
-    const faults = new Faults();
+    const batchHashes = new Set<bigint>();
+    for (let i = 0; i < n; i++) {
+      if (sessions[i] < -1) fail('ERR_SAGA_BAD_ARGUMENT', `sessions[${i}] = ${sessions[i]} < -1`);
+      if (positions[i] < 0) fail('ERR_SAGA_BAD_ARGUMENT', `positions[${i}] = ${positions[i]} < 0`);
+      this.requireNewHash(batchHashes, i, hashes[i]);
+    }
     const available = this.freeQueue[DEVICE].length + this.cachedIn(DEVICE).length;
-    if (available < n) faults.add('ERR_SAGA_OUT_OF_BLOCKS', `${n} blocks wanted, ${available} free or cached`);
-    const seen = new Set<bigint>();
-    for (let i = 0; i < n; i++) {
-      const h = hashes[i];
-      if (h === 0n) continue;
-      if (this.index.has(h) || seen.has(h)) faults.add('ERR_SAGA_DUPLICATE_HASH', `hashes[${i}]`);
-      seen.add(h);
-    }
-    for (let i = 0; i < n; i++) {
-      if (positions[i] < 0) faults.add('ERR_SAGA_BAD_ARGUMENT', `positions[${i}] < 0`);
-      if (sessions[i] < -1) faults.add('ERR_SAGA_BAD_ARGUMENT', `sessions[${i}] < -1`);
-    }
-    faults.throwIfAny('allocate');
+    if (available < n) fail('ERR_SAGA_OUT_OF_BLOCKS', `${n} blocks wanted, ${available} free or cached`);
 
     this.makeRoom(DEVICE, n);
     for (let i = 0; i < n; i++) {
@@ -292,22 +283,17 @@ export class ReferencePool {
     checkArray('ids', ids, Int32Array);
     checkArray('hashes', hashes, BigUint64Array);
     checkSameLength('ids and hashes', ids, hashes);
-    const faults = new Faults();
+    const batchIds = new Set<number>();
+    const batchHashes = new Set<bigint>();
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (!this.known(id)) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `ids[${i}] = ${id}`);
-      else if (this.state[id] !== REFERENCED || this.hash[id] !== 0n) faults.add('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${id}`);
+      this.requireKnown('ids', i, id);
+      if (this.state[id] !== REFERENCED) fail('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${id} is not referenced`);
+      if (this.hash[id] !== 0n) fail('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${id} already has a hash`);
+      if (hashes[i] === 0n) fail('ERR_SAGA_BAD_ARGUMENT', `hashes[${i}] is 0`);
+      requireFirst(batchIds, 'ids', i, id);
+      this.requireNewHash(batchHashes, i, hashes[i]);
     }
-    for (let i = 0; i < hashes.length; i++) if (hashes[i] === 0n) faults.add('ERR_SAGA_BAD_ARGUMENT', `hashes[${i}] is 0`);
-    if (this.hasRepeat(ids)) faults.add('ERR_SAGA_BAD_ARGUMENT', 'repeated id');
-    const seen = new Set<bigint>();
-    for (let i = 0; i < hashes.length; i++) {
-      const h = hashes[i];
-      if (h === 0n) continue;
-      if (this.index.has(h) || seen.has(h)) faults.add('ERR_SAGA_DUPLICATE_HASH', `hashes[${i}]`);
-      seen.add(h);
-    }
-    faults.throwIfAny('commit');
     for (let i = 0; i < ids.length; i++) {
       this.hash[ids[i]] = hashes[i];
       this.index.set(hashes[i], ids[i]);
@@ -316,12 +302,10 @@ export class ReferencePool {
 
   acquire(ids: Int32Array): void {
     checkArray('ids', ids, Int32Array);
-    const faults = new Faults();
     for (let i = 0; i < ids.length; i++) {
-      if (!this.known(ids[i])) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `ids[${i}] = ${ids[i]}`);
-      else if (this.tierOf(ids[i]) === HOST) faults.add('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${ids[i]} is a host block`);
+      this.requireKnown('ids', i, ids[i]);
+      if (this.tierOf(ids[i]) === HOST) fail('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${ids[i]} is a host block`);
     }
-    faults.throwIfAny('acquire');
     for (const id of ids) {
       this.refcount[id]++;
       this.state[id] = REFERENCED;
@@ -332,19 +316,16 @@ export class ReferencePool {
     checkArray('ids', ids, Int32Array);
     checkArray('keys', keys, Float64Array);
     checkSameLength('ids and keys', ids, keys);
-    checkKeys(keys);
-    const faults = new Faults();
-    const releases = new Map<number, number>();
+    checkKeys(keys); // BadKey for the whole batch first, as KvCache does
+    const releases = new Map<number, number>(); // this batch's releases so far, per id
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
-      if (!this.known(id)) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `ids[${i}] = ${id}`);
-      else if (this.tierOf(id) === HOST) faults.add('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${id} is a host block`);
-      else releases.set(id, (releases.get(id) ?? 0) + 1);
+      this.requireKnown('ids', i, id);
+      if (this.tierOf(id) === HOST) fail('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${id} is a host block`);
+      const count = (releases.get(id) ?? 0) + 1;
+      if (count > this.refcount[id]) fail('ERR_SAGA_DOUBLE_RELEASE', `ids[${i}]: release ${count} of block ${id}, refcount ${this.refcount[id]}`);
+      releases.set(id, count);
     }
-    for (const [id, count] of releases) {
-      if (count > this.refcount[id]) faults.add('ERR_SAGA_DOUBLE_RELEASE', `block ${id}: ${count} releases, refcount ${this.refcount[id]}`);
-    }
-    faults.throwIfAny('release');
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i];
       this.refcount[id]--;
@@ -362,10 +343,8 @@ export class ReferencePool {
     checkArray('ids', ids, Int32Array);
     checkArray('keys', keys, Float64Array);
     checkSameLength('ids and keys', ids, keys);
-    checkKeys(keys);
-    const faults = new Faults();
-    for (let i = 0; i < ids.length; i++) if (!this.known(ids[i])) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `ids[${i}] = ${ids[i]}`);
-    faults.throwIfAny('setKeys');
+    checkKeys(keys); // BadKey for the whole batch first, as KvCache does
+    for (let i = 0; i < ids.length; i++) this.requireKnown('ids', i, ids[i]);
     for (let i = 0; i < ids.length; i++) this.key[ids[i]] = normaliseKey(keys[i]);
   }
 
@@ -375,13 +354,11 @@ export class ReferencePool {
     checkArray('minPositions', minPositions, Int32Array);
     checkSameLength('sessions and keys', sessions, keys);
     checkSameLength('sessions and minPositions', sessions, minPositions);
-    checkKeys(keys);
-    const faults = new Faults();
+    checkKeys(keys); // BadKey for the whole batch first, as KvCache does
     for (let i = 0; i < sessions.length; i++) {
-      if (sessions[i] < 0) faults.add('ERR_SAGA_BAD_ARGUMENT', `sessions[${i}] < 0`);
-      if (minPositions[i] < 0) faults.add('ERR_SAGA_BAD_ARGUMENT', `minPositions[${i}] < 0`);
+      if (sessions[i] < 0) fail('ERR_SAGA_BAD_ARGUMENT', `sessions[${i}] = ${sessions[i]} < 0`);
+      if (minPositions[i] < 0) fail('ERR_SAGA_BAD_ARGUMENT', `minPositions[${i}] = ${minPositions[i]} < 0`);
     }
-    faults.throwIfAny('setSessionKeys');
     let updates = 0;
     for (let i = 0; i < sessions.length; i++) {
       for (let id = 0; id < this.blockCount; id++) {
@@ -404,13 +381,12 @@ export class ReferencePool {
 
   evict(ids: Int32Array): void {
     checkArray('ids', ids, Int32Array);
-    const faults = new Faults();
+    const batchIds = new Set<number>();
     for (let i = 0; i < ids.length; i++) {
-      if (!this.known(ids[i])) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `ids[${i}] = ${ids[i]}`);
-      else if (this.state[ids[i]] === REFERENCED) faults.add('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${ids[i]} is referenced`);
+      this.requireKnown('ids', i, ids[i]);
+      if (this.state[ids[i]] === REFERENCED) fail('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${ids[i]} is referenced`);
+      requireFirst(batchIds, 'ids', i, ids[i]);
     }
-    if (this.hasRepeat(ids)) faults.add('ERR_SAGA_BAD_ARGUMENT', 'repeated id');
-    faults.throwIfAny('evict');
     for (const id of ids) this.drop(id);
   }
 
@@ -419,15 +395,15 @@ export class ReferencePool {
     checkArray('outHostIds', outHostIds, Int32Array);
     checkRoom('outHostIds', outHostIds, deviceIds.length);
     const n = deviceIds.length;
-    const faults = new Faults();
+    const batchIds = new Set<number>();
     for (let i = 0; i < n; i++) {
       const id = deviceIds[i];
-      if (!this.known(id)) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `deviceIds[${i}] = ${id}`);
-      else if (this.state[id] === REFERENCED || this.tierOf(id) === HOST) faults.add('ERR_SAGA_BLOCK_STATE', `deviceIds[${i}] = ${id}`);
+      this.requireKnown('deviceIds', i, id);
+      if (this.tierOf(id) === HOST) fail('ERR_SAGA_BLOCK_STATE', `deviceIds[${i}] = ${id} is a host block`);
+      if (this.state[id] === REFERENCED) fail('ERR_SAGA_BLOCK_STATE', `deviceIds[${i}] = ${id} is referenced`);
+      requireFirst(batchIds, 'deviceIds', i, id);
     }
-    if (this.hasRepeat(deviceIds)) faults.add('ERR_SAGA_BAD_ARGUMENT', 'repeated id');
-    if (n > this.hostCapacity) faults.add('ERR_SAGA_OUT_OF_BLOCKS', `${n} blocks, host capacity ${this.hostCapacity}`);
-    faults.throwIfAny('offload');
+    if (n > this.hostCapacity) fail('ERR_SAGA_OUT_OF_BLOCKS', `${n} blocks, host capacity ${this.hostCapacity}`);
     this.makeRoom(HOST, n);
     for (let i = 0; i < n; i++) outHostIds[i] = this.move(deviceIds[i], HOST);
   }
@@ -437,42 +413,37 @@ export class ReferencePool {
     checkArray('outDeviceIds', outDeviceIds, Int32Array);
     checkRoom('outDeviceIds', outDeviceIds, hostIds.length);
     const n = hostIds.length;
-    const faults = new Faults();
+    const batchIds = new Set<number>();
     for (let i = 0; i < n; i++) {
       const id = hostIds[i];
-      if (!this.known(id)) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `hostIds[${i}] = ${id}`);
-      else if (this.tierOf(id) === DEVICE) faults.add('ERR_SAGA_BLOCK_STATE', `hostIds[${i}] = ${id} is a device block`);
+      this.requireKnown('hostIds', i, id);
+      if (this.tierOf(id) === DEVICE) fail('ERR_SAGA_BLOCK_STATE', `hostIds[${i}] = ${id} is a device block`);
+      requireFirst(batchIds, 'hostIds', i, id);
     }
-    if (this.hasRepeat(hostIds)) faults.add('ERR_SAGA_BAD_ARGUMENT', 'repeated id');
     const available = this.freeQueue[DEVICE].length + this.cachedIn(DEVICE).length;
-    if (available < n) faults.add('ERR_SAGA_OUT_OF_BLOCKS', `${n} blocks wanted, ${available} free or cached`);
-    faults.throwIfAny('restore');
+    if (available < n) fail('ERR_SAGA_OUT_OF_BLOCKS', `${n} blocks wanted, ${available} free or cached`);
     this.makeRoom(DEVICE, n);
     for (let i = 0; i < n; i++) outDeviceIds[i] = this.move(hostIds[i], DEVICE);
   }
 
-  private rowInRange(row: number): boolean {
-    return row >= 0 && row < this.tableRows;
+  private requireRow(i: number, row: number): void {
+    if (!(row >= 0 && row < this.tableRows)) fail('ERR_SAGA_TABLE_ROW', `rows[${i}] = ${row} is not in [0, ${this.tableRows})`);
   }
 
   tableAppend(rows: Int32Array, ids: Int32Array): void {
     checkArray('rows', rows, Int32Array);
     checkArray('ids', ids, Int32Array);
     checkSameLength('rows and ids', rows, ids);
-    const faults = new Faults();
-    for (let i = 0; i < rows.length; i++) if (!this.rowInRange(rows[i])) faults.add('ERR_SAGA_TABLE_ROW', `rows[${i}] = ${rows[i]}`);
-    const lengths = new Map<number, number>();
+    const lengths = new Map<number, number>(); // row -> its length after this batch's appends so far
     for (let i = 0; i < rows.length; i++) {
-      if (!this.rowInRange(rows[i])) continue;
-      const length = (lengths.get(rows[i]) ?? this.tableLengths[rows[i]]) + 1;
-      lengths.set(rows[i], length);
-      if (length > this.tableCols) faults.add('ERR_SAGA_TABLE_FULL', `row ${rows[i]} past ${this.tableCols} columns`);
+      const row = rows[i];
+      this.requireRow(i, row);
+      this.requireKnown('ids', i, ids[i]);
+      if (this.tierOf(ids[i]) === HOST) fail('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${ids[i]} is a host block`);
+      const length = lengths.get(row) ?? this.tableLengths[row];
+      if (length >= this.tableCols) fail('ERR_SAGA_TABLE_FULL', `rows[${i}]: row ${row} already holds ${this.tableCols} blocks`);
+      lengths.set(row, length + 1);
     }
-    for (let i = 0; i < ids.length; i++) {
-      if (!this.known(ids[i])) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `ids[${i}] = ${ids[i]}`);
-      else if (this.tierOf(ids[i]) === HOST) faults.add('ERR_SAGA_BLOCK_STATE', `ids[${i}] = ${ids[i]} is a host block`);
-    }
-    faults.throwIfAny('tableAppend');
     for (let i = 0; i < rows.length; i++) {
       const row = rows[i];
       this.table[row * this.tableCols + this.tableLengths[row]] = ids[i];
@@ -488,19 +459,13 @@ export class ReferencePool {
     checkArray('rows', rows, Int32Array);
     checkArray('lengths', lengths, Int32Array);
     checkSameLength('rows and lengths', rows, lengths);
-    const faults = new Faults();
-    for (let i = 0; i < rows.length; i++) if (!this.rowInRange(rows[i])) faults.add('ERR_SAGA_TABLE_ROW', `rows[${i}] = ${rows[i]}`);
-    const current = new Map<number, number>();
+    const current = new Map<number, number>(); // row -> its length after this batch's cuts so far
     for (let i = 0; i < rows.length; i++) {
-      if (!this.rowInRange(rows[i])) {
-        if (lengths[i] < 0) faults.add('ERR_SAGA_BAD_ARGUMENT', `lengths[${i}] < 0`);
-        continue;
-      }
+      this.requireRow(i, rows[i]);
       const length = current.get(rows[i]) ?? this.tableLengths[rows[i]];
-      if (lengths[i] < 0 || lengths[i] > length) faults.add('ERR_SAGA_BAD_ARGUMENT', `lengths[${i}] = ${lengths[i]}, row length ${length}`);
-      else current.set(rows[i], lengths[i]);
+      if (lengths[i] < 0 || lengths[i] > length) fail('ERR_SAGA_BAD_ARGUMENT', `lengths[${i}] = ${lengths[i]}, row length ${length}`);
+      current.set(rows[i], lengths[i]);
     }
-    faults.throwIfAny('tableTruncate');
     this.truncateRows(rows, lengths);
   }
 
@@ -514,9 +479,7 @@ export class ReferencePool {
 
   tableFree(rows: Int32Array): void {
     checkArray('rows', rows, Int32Array);
-    const faults = new Faults();
-    for (let i = 0; i < rows.length; i++) if (!this.rowInRange(rows[i])) faults.add('ERR_SAGA_TABLE_ROW', `rows[${i}] = ${rows[i]}`);
-    faults.throwIfAny('tableFree');
+    for (let i = 0; i < rows.length; i++) this.requireRow(i, rows[i]);
     this.truncateRows(rows, new Array<number>(rows.length).fill(0));
   }
 
@@ -526,9 +489,7 @@ export class ReferencePool {
     checkArray('outLengths', outLengths, Int32Array);
     checkRoom('outIds', outIds, rows.length * this.tableCols);
     checkRoom('outLengths', outLengths, rows.length);
-    const faults = new Faults();
-    for (let i = 0; i < rows.length; i++) if (!this.rowInRange(rows[i])) faults.add('ERR_SAGA_TABLE_ROW', `rows[${i}] = ${rows[i]}`);
-    faults.throwIfAny('tableRead');
+    for (let i = 0; i < rows.length; i++) this.requireRow(i, rows[i]);
     const cols = this.tableCols;
     for (let i = 0; i < rows.length; i++) {
       for (let c = 0; c < cols; c++) outIds[i * cols + c] = this.table[rows[i] * cols + c];
@@ -539,9 +500,7 @@ export class ReferencePool {
   private checkPayload(ids: Int32Array, data: Uint8Array): void {
     if (this.payloadBytes === 0) fail('ERR_SAGA_BAD_ARGUMENT', 'no payload');
     if (data.length !== ids.length * this.payloadBytes) fail('ERR_SAGA_BAD_ARGUMENT', 'payload buffer size');
-    const faults = new Faults();
-    for (let i = 0; i < ids.length; i++) if (!this.known(ids[i])) faults.add('ERR_SAGA_UNKNOWN_BLOCK', `ids[${i}] = ${ids[i]}`);
-    faults.throwIfAny('payload');
+    for (let i = 0; i < ids.length; i++) this.requireKnown('ids', i, ids[i]);
   }
 
   writePayload(ids: Int32Array, data: Uint8Array): void {
