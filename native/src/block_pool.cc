@@ -126,14 +126,21 @@ void BlockPool::clearMarks(const BlockId* ids, size_t n) {
   for (size_t i = 0; i < n; ++i) mark_[ids[i]] = 0;
 }
 
-void BlockPool::checkDistinct(const BlockId* ids, size_t n) {
-  // ids are known to be in range. Marks are cleared on the way out, error or not.
-  for (size_t i = 0; i < n; ++i) {
-    if (mark_[ids[i]] != 0) {
-      clearMarks(ids, i);
-      fail(ErrorCode::BadArgument, "block " + std::to_string(ids[i]) + " appears twice in the batch" + at(i));
+template <typename PerElement>
+void BlockPool::checkEach(const BlockId* ids, size_t n, PerElement perElement) {
+  // Per element: its own checks, then BadArgument if its id came earlier in the batch. Marks are
+  // cleared on the way out, error or not.
+  size_t marked = 0;
+  try {
+    for (size_t i = 0; i < n; ++i) {
+      perElement(i);
+      if (mark_[ids[i]] != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(ids[i]) + " appears twice in the batch" + at(i));
+      mark_[ids[i]] = 1;
+      marked = i + 1;
     }
-    mark_[ids[i]] = 1;
+  } catch (...) {
+    clearMarks(ids, marked);
+    throw;
   }
   clearMarks(ids, n);
 }
@@ -332,26 +339,24 @@ size_t BlockPool::victims(Tier tier, size_t k, BlockId* out) {
 }
 
 void BlockPool::evict(const BlockId* ids, size_t n) {
-  for (size_t i = 0; i < n; ++i) {
+  checkEach(ids, n, [&](size_t i) {
     checkKnown(ids[i]);
     if (state_[ids[i]] != static_cast<uint8_t>(BlockState::Cached)) {
       fail(ErrorCode::BlockState, "block " + std::to_string(ids[i]) + " is referenced and cannot be evicted");
     }
-  }
-  checkDistinct(ids, n);
+  });
   dropAll(ids, n);
 }
 
 void BlockPool::offload(const BlockId* deviceIds, size_t n, BlockId* outHostIds) {
-  for (size_t i = 0; i < n; ++i) {
+  checkEach(deviceIds, n, [&](size_t i) {
     BlockId id = deviceIds[i];
     checkKnown(id);
     if (tierOf(id) == Tier::Host) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is already on the host tier");
     if (state_[id] != static_cast<uint8_t>(BlockState::Cached)) {
       fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is referenced: only cached blocks are offloaded");
     }
-  }
-  checkDistinct(deviceIds, n);
+  });
   if (n > static_cast<size_t>(config_.hostCapacity)) {
     fail(ErrorCode::OutOfBlocks, "offload of " + std::to_string(n) + " blocks exceeds the host tier's capacity of " +
                                      std::to_string(config_.hostCapacity));
@@ -362,13 +367,12 @@ void BlockPool::offload(const BlockId* deviceIds, size_t n, BlockId* outHostIds)
 }
 
 void BlockPool::restore(const BlockId* hostIds, size_t n, BlockId* outDeviceIds) {
-  for (size_t i = 0; i < n; ++i) {
+  checkEach(hostIds, n, [&](size_t i) {
     checkKnown(hostIds[i]);
     if (tierOf(hostIds[i]) == Tier::Device) {
       fail(ErrorCode::BlockState, "block " + std::to_string(hostIds[i]) + " is already on the device tier");
     }
-  }
-  checkDistinct(hostIds, n);
+  });
   if (n > static_cast<size_t>(counts_.deviceFree + counts_.deviceCached)) {
     fail(ErrorCode::OutOfBlocks, "restore needs " + std::to_string(n) + " device blocks; " +
                                      std::to_string(counts_.deviceFree) + " free and " +

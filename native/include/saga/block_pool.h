@@ -12,6 +12,8 @@
 // faults): element by element in batch order, each element's checks in the order its "Errors:" list
 // gives; conditions on the whole batch (OutOfBlocks) after all elements. Counts within a batch
 // (releases of one id, appends to one row) accumulate in batch order. Keys -0.0 are stored as +0.0.
+// KvCache (TypeScript) checks stateless arguments (array types, lengths, NaN keys) for the whole batch
+// before the pool sees it, so through KvCache a NaN key anywhere in a batch is reported first.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -125,7 +127,9 @@ class BlockPool {
   void checkKnown(BlockId id) const;      // in range and not free
   void checkKey(double key) const;
   void checkRow(int32_t row) const;
-  void checkDistinct(const BlockId* ids, size_t n);  // BadArgument on an id repeated earlier; uses mark_
+  // Runs perElement(i) for each element, then BadArgument if ids[i] came earlier in the batch; uses mark_.
+  template <typename PerElement>
+  void checkEach(const BlockId* ids, size_t n, PerElement perElement);
   void clearMarks(const BlockId* ids, size_t n);
   // Validates hashes[i] (nonzero ones) as new to the index and to the batch, indexing each as
   // kPendingBlock; on a duplicate, takes back what it indexed and throws DuplicateHash. `perElement`
