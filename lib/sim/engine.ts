@@ -30,6 +30,7 @@
 import { SagaError } from '../errors';
 import type { KvCache } from '../kv/kv_cache';
 import type { CallInfo, EngineView, EvictionPolicy, QueuePolicy, ReleaseInfo, RunningInfo } from '../policy/types';
+import { fmix64 } from '../workloads/hashing';
 import type { Call, Task } from '../workloads/types';
 import { CostModel, type BatchShape } from './cost_model';
 
@@ -40,19 +41,6 @@ export interface EngineConfig {
   readonly maxNumBatchedTokens: number;
   /** Advance runs of decode iterations in one step (default true; false steps one iteration at a time). */
   readonly bulkDecode?: boolean;
-}
-
-const MASK64 = (1n << 64n) - 1n;
-
-/** murmur3's 64-bit finaliser: a bijection, so distinct inputs give distinct hashes. */
-function fmix64(value: bigint): bigint {
-  let k = value & MASK64;
-  k ^= k >> 33n;
-  k = (k * 0xff51afd7ed558ccdn) & MASK64;
-  k ^= k >> 33n;
-  k = (k * 0xc4ceb9fe1a85ec53n) & MASK64;
-  k ^= k >> 33n;
-  return k;
 }
 
 /** The hash of block `k` of call `callIndex` of `session` when no other call holds it. Never 0n. */

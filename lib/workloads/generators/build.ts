@@ -69,23 +69,14 @@ function round(h: number, k: number): number {
   return (Math.imul(h, 5) + 0xe6546b64) | 0;
 }
 
-/** murmur3's 32-bit finaliser. */
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * The chained hash of a block with content (contentHi, contentLo) after a block hashed (parentHi,
  * parentLo), as [hi, lo] written to out[0], out[1]. Never both zero.
  */
 export function chainBlock(parentHi: number, parentLo: number, contentHi: number, contentLo: number, out: Uint32Array | number[]): void {
-  const lo = fmix(round(round(round(round(SEED_LO, parentLo), parentHi), contentHi), contentLo) ^ 16);
-  let hi = fmix(round(round(round(round(round(SEED_HI, parentHi), contentLo), parentLo), contentHi), lo) ^ 20);
+  const lo = fmix32(round(round(round(round(SEED_LO, parentLo), parentHi), contentHi), contentLo) ^ 16);
+  let hi = fmix32(round(round(round(round(round(SEED_HI, parentHi), contentLo), parentLo), contentHi), lo) ^ 20);
   if (hi === 0 && lo === 0) hi = 1;
   out[0] = hi;
   out[1] = lo;
