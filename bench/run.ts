@@ -675,7 +675,7 @@ async function main(): Promise<void> {
   if (!flag('--no-check')) {
     const tc = performance.now();
     let ops = 0;
-    for (const cap of [16, 64, 1000]) ops += checkTsPool({ seed: 1, ops: 2000, deviceCapacity: cap }).ops;
+    for (const seed of [1, 2, 3, 4]) for (const cap of [16, 64, 1000]) ops += checkTsPool({ seed, ops: 2000, deviceCapacity: cap }).ops;
     log(`self-check: ${ops} random operations identical on TS and native (${(performance.now() - tc).toFixed(0)} ms)`);
   }
   const load0 = os.loadavg()[0];

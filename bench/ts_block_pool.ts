@@ -1,6 +1,6 @@
 /**
  * TsBlockPool: a fair plain-TypeScript baseline for the native BlockPool (native/src/block_pool.cc and
- * native/src/cpu/eviction_order.cc, as of commit e185b0d), written the way a competent TS engineer would
+ * native/src/cpu/eviction_order.cc, as of commit 1c82cda), written the way a competent TS engineer would
  * write it for speed. It exists only so `npm run bench` can say how much the native core buys; lib/ does
  * not use it.
  *
@@ -948,18 +948,23 @@ export class TsBlockPool {
   evict(ids: Int32Array): void {
     checkArray('ids', ids, Int32Array);
     const n = ids.length;
+    const mark = this.mark;
+    // Per element: its own checks, then BadArgument if its id came earlier in the batch (native's checkEach).
     for (let i = 0; i < n; i++) {
       const id = ids[i];
-      this.checkKnown(id);
-      if (this.state[id] !== CACHED) fail('ERR_SAGA_BLOCK_STATE', `block ${id} is referenced and cannot be evicted`);
-    }
-    const mark = this.mark;
-    for (let i = 0; i < n; i++) {
-      if (mark[ids[i]] !== 0) {
+      if (id < 0 || id >= this.blocks || this.state[id] === FREE) {
         this.clearMarks(ids, i);
-        fail('ERR_SAGA_BAD_ARGUMENT', `block ${ids[i]} appears twice in the batch[${i}]`);
+        fail('ERR_SAGA_UNKNOWN_BLOCK', `block ${id} is out of range or free`);
       }
-      mark[ids[i]] = 1;
+      if (this.state[id] !== CACHED) {
+        this.clearMarks(ids, i);
+        fail('ERR_SAGA_BLOCK_STATE', `block ${id} is referenced and cannot be evicted`);
+      }
+      if (mark[id] !== 0) {
+        this.clearMarks(ids, i);
+        fail('ERR_SAGA_BAD_ARGUMENT', `block ${id} appears twice in the batch[${i}]`);
+      }
+      mark[id] = 1;
     }
     this.clearMarks(ids, n);
     for (let i = 0; i < n; i++) this.dropCached(ids[i]);
