@@ -3,16 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
-#include <unordered_set>
 #include <utility>
 
 #include "saga/errors.h"
 
 namespace saga {
 namespace {
-
-// Index value of a hash reserved by a batch that is still being validated.
-constexpr BlockId kPendingBlock = -2;
 
 [[noreturn]] void fail(ErrorCode code, const std::string& message) { throw Error(code, message); }
 
@@ -23,11 +19,7 @@ double normalizeKey(double key) { return key + 0.0; }  // -0.0 + 0.0 == +0.0; ke
 }  // namespace
 
 BlockPool::BlockPool(const PoolConfig& config, Backend backend)
-    // The index holds every hashed block plus, during allocate, the batch's reserved hashes (a batch
-    // that fits holds at most deviceCapacity): sized so that it is never more than half full.
-    : config_(config),
-      backend_(std::move(backend)),
-      index_(static_cast<size_t>(blockCount()) + static_cast<size_t>(std::max(config.deviceCapacity, 0))) {
+    : config_(config), backend_(std::move(backend)), index_(static_cast<size_t>(blockCount())) {
   if (config.deviceCapacity <= 0) fail(ErrorCode::BadArgument, "deviceCapacity must be positive");
   if (config.hostCapacity < 0 || config.payloadBytes < 0 || config.tableRows < 0 || config.tableCols < 0) {
     fail(ErrorCode::BadArgument, "hostCapacity, payloadBytes, tableRows and tableCols must be >= 0");
@@ -145,27 +137,10 @@ void BlockPool::checkEach(const BlockId* ids, size_t n, PerElement perElement) {
   clearMarks(ids, n);
 }
 
-template <typename PerElement>
-void BlockPool::reserveHashes(const BlockHash* hashes, size_t n, PerElement perElement) {
-  for (size_t i = 0; i < n; ++i) index_.prefetch(hashes[i]);
-  for (size_t i = 0; i < n; ++i) {
-    try {
-      perElement(i);
-      if (hashes[i] == kNoHash) continue;
-      BlockId found = index_.find(hashes[i]);
-      if (found != kNoBlock) {
-        fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is " +
-                                           (found == kPendingBlock ? std::string("repeated within the batch")
-                                                                   : "already cached in block " + std::to_string(found)));
-      }
-      index_.put(hashes[i], kPendingBlock);
-    } catch (...) {
-      for (size_t j = 0; j < i; ++j) {
-        if (hashes[j] != kNoHash) index_.erase(hashes[j]);
-      }
-      throw;
-    }
-  }
+void BlockPool::checkNewHash(size_t i, BlockHash hash) {
+  BlockId found = index_.find(hash);
+  if (found != kNoBlock) fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is already cached in block " + std::to_string(found));
+  if (!batchHashes_.insert(hash)) fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is repeated within the batch");
 }
 
 // ---- operations -------------------------------------------------------------------------------------
@@ -185,27 +160,20 @@ size_t BlockPool::lookup(const BlockHash* hashes, size_t n, BlockId* outIds) con
 
 void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, const int32_t* positions, size_t n,
                          BlockId* outIds) {
-  auto checkElement = [&](size_t i) {
+  constexpr size_t kAhead = 32;  // index slots requested ahead of the probe, as in lookup
+  for (size_t i = 0; i < n && i < kAhead; ++i) index_.prefetch(hashes[i]);
+  batchHashes_.begin(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) index_.prefetch(hashes[i + kAhead]);
     if (sessions[i] < kNoSession) fail(ErrorCode::BadArgument, "sessions" + at(i) + " must be >= -1");
     if (positions[i] < 0) fail(ErrorCode::BadArgument, "positions" + at(i) + " must be >= 0");
-  };
-  size_t room = static_cast<size_t>(counts_.deviceFree + counts_.deviceCached);
-  if (n > room) {
-    // Bound to fail. Report the first element error if there is one (without reserving hashes: the
-    // index has room for one fitting batch only), else OutOfBlocks.
-    std::unordered_set<BlockHash> seen;
-    for (size_t i = 0; i < n; ++i) {
-      checkElement(i);
-      if (hashes[i] == kNoHash) continue;
-      BlockId found = index_.find(hashes[i]);
-      if (found != kNoBlock) fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is already cached in block " + std::to_string(found));
-      if (!seen.insert(hashes[i]).second) fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is repeated within the batch");
-    }
+    if (hashes[i] != kNoHash) checkNewHash(i, hashes[i]);
+  }
+  if (n > static_cast<size_t>(counts_.deviceFree + counts_.deviceCached)) {
     fail(ErrorCode::OutOfBlocks, "allocate needs " + std::to_string(n) + " device blocks; " +
                                      std::to_string(counts_.deviceFree) + " free and " +
                                      std::to_string(counts_.deviceCached) + " cached (evictable)");
   }
-  reserveHashes(hashes, n, checkElement);
   makeRoom(Tier::Device, n);
   for (size_t i = 0; i < n; ++i) {
     BlockId id = popFree(Tier::Device);
@@ -222,9 +190,10 @@ void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, con
 }
 
 void BlockPool::commit(const BlockId* ids, const BlockHash* hashes, size_t n) {
+  batchHashes_.begin(n);
   size_t marked = 0;
   try {
-    reserveHashes(hashes, n, [&](size_t i) {
+    for (size_t i = 0; i < n; ++i) {
       BlockId id = ids[i];
       checkKnown(id);
       if (state_[id] != static_cast<uint8_t>(BlockState::Referenced)) {
@@ -235,7 +204,8 @@ void BlockPool::commit(const BlockId* ids, const BlockHash* hashes, size_t n) {
       if (mark_[id] != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(id) + " appears twice in the batch" + at(i));
       mark_[id] = 1;
       marked = i + 1;
-    });
+      checkNewHash(i, hashes[i]);
+    }
   } catch (...) {
     clearMarks(ids, marked);
     throw;

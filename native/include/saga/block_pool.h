@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "saga/backend.h"
+#include "saga/batch_hash_set.h"
 #include "saga/hash_index.h"
 #include "saga/huge_page_allocator.h"
 #include "saga/types.h"
@@ -131,11 +132,8 @@ class BlockPool {
   template <typename PerElement>
   void checkEach(const BlockId* ids, size_t n, PerElement perElement);
   void clearMarks(const BlockId* ids, size_t n);
-  // Validates hashes[i] (nonzero ones) as new to the index and to the batch, indexing each as
-  // kPendingBlock; on a duplicate, takes back what it indexed and throws DuplicateHash. `perElement`
-  // runs the element's earlier checks first, so errors come in the documented order.
-  template <typename PerElement>
-  void reserveHashes(const BlockHash* hashes, size_t n, PerElement perElement);
+  // DuplicateHash if `hash` (element i) is in the index or came earlier in the batch (batchHashes_).
+  void checkNewHash(size_t i, BlockHash hash);
 
   PoolConfig config_;
   Backend backend_;
@@ -156,7 +154,8 @@ class BlockPool {
   FreeQueue freeQueues_[2];
   std::vector<int32_t> tableLengths_;
   std::vector<int32_t> rowScratch_;  // per table row, -1 between calls: pending lengths within a batch
-  std::vector<BlockId> scratchIds_, scratchIds2_;
+  std::vector<BlockId> scratchIds_;
+  BatchHashSet batchHashes_;
 };
 
 }  // namespace saga
