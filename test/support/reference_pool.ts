@@ -17,6 +17,7 @@
  * KvCache can be driven by the same calls.
  */
 import { SagaError, type SagaErrorCode } from '../../lib/errors';
+import type { KvState } from '../../lib/kv/kv_cache';
 
 export const DEVICE = 0;
 export const HOST = 1;
@@ -32,19 +33,8 @@ export interface ReferenceOptions {
   tableCols?: number;
 }
 
-/** Same shape as KvState (RawPoolState). */
-export interface Snapshot {
-  hash: BigUint64Array;
-  refcount: Int32Array;
-  state: Uint8Array;
-  session: Int32Array;
-  position: Int32Array;
-  key: Float64Array;
-  deviceFreeQueue: Int32Array;
-  hostFreeQueue: Int32Array;
-  tableLengths: Int32Array;
-  table: Int32Array;
-}
+/** The model's snapshot has exactly the native pool's shape. */
+export type Snapshot = KvState;
 
 export interface Counts {
   deviceFree: number;
