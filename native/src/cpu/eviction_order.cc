@@ -9,15 +9,7 @@ constexpr size_t kArity = 4;
 
 CpuEvictionOrder::CpuEvictionOrder(int32_t deviceCapacity, int32_t hostCapacity) : deviceCapacity_(deviceCapacity) {
   size_t blocks = static_cast<size_t>(deviceCapacity) + static_cast<size_t>(hostCapacity);
-  key_.assign(blocks, 0.0);
-  position_.assign(blocks, 0);
-  session_.assign(blocks, kNoSession);
-  stamp_.assign(blocks, 0);
-  place_.assign(blocks, kNotEvictable);
-  listNext_.assign(blocks, kNoBlock);
-  listPrev_.assign(blocks, kNoBlock);
-  sessionNext_.assign(blocks, kNoBlock);
-  sessionPrev_.assign(blocks, kNoBlock);
+  blocks_.assign(blocks, Block{});
 }
 
 // ---- heap mechanics ---------------------------------------------------------------------------------
@@ -72,30 +64,30 @@ void CpuEvictionOrder::compactIfStale(Tiered& t) {
 void CpuEvictionOrder::enter(BlockId id) {
   Tiered& t = tierOf(id);
   if (t.listTail == kNoBlock || !blockBefore(id, t.listTail)) {
-    listPrev_[id] = t.listTail;
-    listNext_[id] = kNoBlock;
-    if (t.listTail != kNoBlock) listNext_[t.listTail] = id; else t.listHead = id;
+    blocks_[id].listPrev = t.listTail;
+    blocks_[id].listNext = kNoBlock;
+    if (t.listTail != kNoBlock) blocks_[t.listTail].listNext = id; else t.listHead = id;
     t.listTail = id;
-    place_[id] = kInList;
+    blocks_[id].place = kInList;
     return;
   }
-  place_[id] = kInHeap;
+  blocks_[id].place = kInHeap;
   ++t.heapLive;
-  t.heap.push_back(Entry{key_[id], position_[id], id, ++stamp_[id]});
+  t.heap.push_back(Entry{blocks_[id].key, blocks_[id].position, id, ++blocks_[id].stamp});
   siftUp(t.heap, t.heap.size() - 1);
 }
 
 void CpuEvictionOrder::leave(BlockId id) {
   Tiered& t = tierOf(id);
-  if (place_[id] == kInList) {
-    BlockId prev = listPrev_[id], next = listNext_[id];
-    if (prev != kNoBlock) listNext_[prev] = next; else t.listHead = next;
-    if (next != kNoBlock) listPrev_[next] = prev; else t.listTail = prev;
-    listPrev_[id] = listNext_[id] = kNoBlock;
-    place_[id] = kNotEvictable;
+  if (blocks_[id].place == kInList) {
+    BlockId prev = blocks_[id].listPrev, next = blocks_[id].listNext;
+    if (prev != kNoBlock) blocks_[prev].listNext = next; else t.listHead = next;
+    if (next != kNoBlock) blocks_[next].listPrev = prev; else t.listTail = prev;
+    blocks_[id].listPrev = blocks_[id].listNext = kNoBlock;
+    blocks_[id].place = kNotEvictable;
     return;
   }
-  place_[id] = kNotEvictable;  // the heap entry turns stale
+  blocks_[id].place = kNotEvictable;  // the heap entry turns stale
   --t.heapLive;
   compactIfStale(t);
 }
@@ -119,28 +111,28 @@ CpuEvictionOrder::SessionEnds* CpuEvictionOrder::sessionEnds(SessionId s, bool c
 
 void CpuEvictionOrder::linkSession(BlockId id) {
   // Appended at the tail: a session's deep blocks, evicted first, leave from the tail with no map access.
-  SessionId s = session_[id];
+  SessionId s = blocks_[id].session;
   if (s < 0) return;
   SessionEnds* ends = sessionEnds(s, true);
-  sessionPrev_[id] = ends->tail;
-  sessionNext_[id] = kNoBlock;
-  if (ends->tail != kNoBlock) sessionNext_[ends->tail] = id; else ends->head = id;
+  blocks_[id].sessionPrev = ends->tail;
+  blocks_[id].sessionNext = kNoBlock;
+  if (ends->tail != kNoBlock) blocks_[ends->tail].sessionNext = id; else ends->head = id;
   ends->tail = id;
 }
 
 void CpuEvictionOrder::unlinkSession(BlockId id) {
-  SessionId s = session_[id];
+  SessionId s = blocks_[id].session;
   if (s < 0) return;
-  BlockId prev = sessionPrev_[id], next = sessionNext_[id];
-  sessionNext_[id] = sessionPrev_[id] = kNoBlock;
+  BlockId prev = blocks_[id].sessionPrev, next = blocks_[id].sessionNext;
+  blocks_[id].sessionNext = blocks_[id].sessionPrev = kNoBlock;
   if (prev != kNoBlock && next != kNoBlock) {
-    sessionNext_[prev] = next;
-    sessionPrev_[next] = prev;
+    blocks_[prev].sessionNext = next;
+    blocks_[next].sessionPrev = prev;
     return;
   }
   SessionEnds* ends = sessionEnds(s, false);
-  if (prev != kNoBlock) sessionNext_[prev] = next; else ends->head = next;
-  if (next != kNoBlock) sessionPrev_[next] = prev; else ends->tail = prev;
+  if (prev != kNoBlock) blocks_[prev].sessionNext = next; else ends->head = next;
+  if (next != kNoBlock) blocks_[next].sessionPrev = prev; else ends->tail = prev;
   if (ends->head == kNoBlock) {
     if (lastEnds_ == ends) lastEnds_ = nullptr;
     sessions_.erase(s);
@@ -150,22 +142,22 @@ void CpuEvictionOrder::unlinkSession(BlockId id) {
 // ---- EvictionOrder ----------------------------------------------------------------------------------
 
 void CpuEvictionOrder::assign(BlockId id, SessionId session, int32_t position, double key) {
-  session_[id] = session;
-  position_[id] = position;
-  key_[id] = key;
+  blocks_[id].session = session;
+  blocks_[id].position = position;
+  blocks_[id].key = key;
   linkSession(id);
 }
 
 void CpuEvictionOrder::unassign(BlockId id) {
-  if (place_[id] != kNotEvictable) leave(id);
+  if (blocks_[id].place != kNotEvictable) leave(id);
   unlinkSession(id);
-  session_[id] = kNoSession;
-  position_[id] = 0;
-  key_[id] = 0.0;
+  blocks_[id].session = kNoSession;
+  blocks_[id].position = 0;
+  blocks_[id].key = 0.0;
 }
 
 void CpuEvictionOrder::makeEvictable(BlockId id, double key) {
-  key_[id] = key;
+  blocks_[id].key = key;
   enter(id);
 }
 
@@ -174,8 +166,8 @@ void CpuEvictionOrder::makeUnevictable(BlockId id) { leave(id); }
 void CpuEvictionOrder::move(const BlockId* from, const BlockId* to, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     BlockId src = from[i], dst = to[i];
-    double key = key_[src];
-    assign(dst, session_[src], position_[src], key);
+    double key = blocks_[src].key;
+    assign(dst, blocks_[src].session, blocks_[src].position, key);
     unassign(src);
     makeEvictable(dst, key);
   }
@@ -184,12 +176,12 @@ void CpuEvictionOrder::move(const BlockId* from, const BlockId* to, size_t n) {
 void CpuEvictionOrder::setKeys(const BlockId* ids, const double* keys, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     BlockId id = ids[i];
-    if (place_[id] == kNotEvictable) {
-      key_[id] = keys[i];
+    if (blocks_[id].place == kNotEvictable) {
+      blocks_[id].key = keys[i];
       continue;
     }
     leave(id);
-    key_[id] = keys[i];
+    blocks_[id].key = keys[i];
     enter(id);
   }
 }
@@ -200,8 +192,8 @@ int64_t CpuEvictionOrder::setSessionKeys(const SessionId* sessions, const double
   for (size_t i = 0; i < n; ++i) {
     SessionEnds* ends = sessionEnds(sessions[i], false);
     if (ends == nullptr) continue;
-    for (BlockId id = ends->head; id != kNoBlock; id = sessionNext_[id]) {
-      if (position_[id] < minPositions[i]) continue;
+    for (BlockId id = ends->head; id != kNoBlock; id = blocks_[id].sessionNext) {
+      if (blocks_[id].position < minPositions[i]) continue;
       ++updates;
       setKeys(&id, &keys[i], 1);
     }
@@ -235,9 +227,9 @@ size_t CpuEvictionOrder::select(Tier tier, size_t k, BlockId* out) {
     bool heapHas = !frontier_.empty();
     if (cursor == kNoBlock && !heapHas) break;
     if (cursor != kNoBlock && (!heapHas || !before(h[frontier_.front()].key, h[frontier_.front()].position,
-                                                   h[frontier_.front()].id, key_[cursor], position_[cursor], cursor))) {
+                                                   h[frontier_.front()].id, blocks_[cursor].key, blocks_[cursor].position, cursor))) {
       out[written++] = cursor;
-      cursor = listNext_[cursor];
+      cursor = blocks_[cursor].listNext;
       continue;
     }
     std::pop_heap(frontier_.begin(), frontier_.end(), later);
@@ -253,6 +245,8 @@ size_t CpuEvictionOrder::select(Tier tier, size_t k, BlockId* out) {
   return written;
 }
 
-void CpuEvictionOrder::exportKeys(double* out) { std::copy(key_.begin(), key_.end(), out); }
+void CpuEvictionOrder::exportKeys(double* out) {
+  for (size_t i = 0; i < blocks_.size(); ++i) out[i] = blocks_[i].key;
+}
 
 }  // namespace saga

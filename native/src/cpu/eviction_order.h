@@ -59,8 +59,10 @@ class CpuEvictionOrder final : public EvictionOrder {
     return ia < ib;
   }
   static bool before(const Entry& a, const Entry& b) { return before(a.key, a.position, a.id, b.key, b.position, b.id); }
-  bool blockBefore(BlockId a, BlockId b) const { return before(key_[a], position_[a], a, key_[b], position_[b], b); }
-  bool isLive(const Entry& e) const { return place_[e.id] == kInHeap && stamp_[e.id] == e.stamp; }
+  bool blockBefore(BlockId a, BlockId b) const {
+    return before(blocks_[a].key, blocks_[a].position, a, blocks_[b].key, blocks_[b].position, b);
+  }
+  bool isLive(const Entry& e) const { return blocks_[e.id].place == kInHeap && blocks_[e.id].stamp == e.stamp; }
   Tiered& tierOf(BlockId id) { return tiers_[id < deviceCapacity_ ? 0 : 1]; }
 
   void enter(BlockId id);  // places an evictable block (key_ set) in its tier's list or heap
@@ -74,13 +76,18 @@ class CpuEvictionOrder final : public EvictionOrder {
   void unlinkSession(BlockId id);
 
   int32_t deviceCapacity_;
-  FlatArray<double> key_;
-  FlatArray<int32_t> position_;
-  FlatArray<SessionId> session_;
-  FlatArray<uint32_t> stamp_;
-  FlatArray<uint8_t> place_;
-  FlatArray<BlockId> listNext_, listPrev_;        // the in-order list
-  FlatArray<BlockId> sessionNext_, sessionPrev_;  // per-session lists
+  // Everything the order keeps about a block, in one record: a block touched at random (a victim, a
+  // re-keyed block) costs one cache line, not one per field.
+  struct Block {
+    double key = 0.0;
+    int32_t position = 0;
+    SessionId session = kNoSession;
+    uint32_t stamp = 0;  // of the block's live heap entry
+    Place place = kNotEvictable;
+    BlockId listPrev = kNoBlock, listNext = kNoBlock;        // the in-order list
+    BlockId sessionPrev = kNoBlock, sessionNext = kNoBlock;  // the block's session list
+  };
+  FlatArray<Block> blocks_;
   std::unordered_map<SessionId, SessionEnds> sessions_;
   SessionId lastSession_ = kNoSession;
   SessionEnds* lastEnds_ = nullptr;  // &sessions_[lastSession_]: batches hold runs of one session
