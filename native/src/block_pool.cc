@@ -24,13 +24,7 @@ BlockPool::BlockPool(const PoolConfig& config, Backend backend)
   if (config.hostCapacity < 0 || config.payloadBytes < 0 || config.tableRows < 0 || config.tableCols < 0) {
     fail(ErrorCode::BadArgument, "hostCapacity, payloadBytes, tableRows and tableCols must be >= 0");
   }
-  const size_t blocks = static_cast<size_t>(blockCount());
-  hash_.assign(blocks, kNoHash);
-  refcount_.assign(blocks, 0);
-  state_.assign(blocks, static_cast<uint8_t>(BlockState::Free));
-  session_.assign(blocks, kNoSession);
-  position_.assign(blocks, 0);
-  mark_.assign(blocks, 0);
+  blocks_.assign(static_cast<size_t>(blockCount()), Block{});
   for (int t = 0; t < 2; ++t) {
     Tier tier = static_cast<Tier>(t);
     int32_t first = tier == Tier::Device ? 0 : config.deviceCapacity;
@@ -69,11 +63,11 @@ void BlockPool::pushFree(BlockId id) {
 }
 
 void BlockPool::dropCached(BlockId id) {
-  index_.erase(hash_[id]);
-  hash_[id] = kNoHash;
-  state_[id] = static_cast<uint8_t>(BlockState::Free);
-  session_[id] = kNoSession;
-  position_[id] = 0;
+  index_.erase(blocks_[id].hash);
+  blocks_[id].hash = kNoHash;
+  blocks_[id].state = static_cast<uint8_t>(BlockState::Free);
+  blocks_[id].session = kNoSession;
+  blocks_[id].position = 0;
   backend_.order->unassign(id);
   if (tierOf(id) == Tier::Device) --counts_.deviceCached; else --counts_.hostCached;
   pushFree(id);
@@ -81,7 +75,7 @@ void BlockPool::dropCached(BlockId id) {
 
 void BlockPool::dropAll(const BlockId* ids, size_t n) {
   // The victims' index slots are scattered: request them all before the first erase needs one.
-  for (size_t i = 0; i < n; ++i) index_.prefetch(hash_[ids[i]]);
+  for (size_t i = 0; i < n; ++i) index_.prefetch(blocks_[ids[i]].hash);
   for (size_t i = 0; i < n; ++i) dropCached(ids[i]);
 }
 
@@ -99,7 +93,7 @@ void BlockPool::checkKnown(BlockId id) const {
   if (id < 0 || id >= blockCount()) {
     fail(ErrorCode::UnknownBlock, "block " + std::to_string(id) + " is out of range [0, " + std::to_string(blockCount()) + ")");
   }
-  if (state_[id] == static_cast<uint8_t>(BlockState::Free)) {
+  if (blocks_[id].state == static_cast<uint8_t>(BlockState::Free)) {
     fail(ErrorCode::UnknownBlock, "block " + std::to_string(id) + " is free (it holds nothing)");
   }
 }
@@ -115,7 +109,7 @@ void BlockPool::checkRow(int32_t row) const {
 }
 
 void BlockPool::clearMarks(const BlockId* ids, size_t n) {
-  for (size_t i = 0; i < n; ++i) mark_[ids[i]] = 0;
+  for (size_t i = 0; i < n; ++i) blocks_[ids[i]].mark = 0;
 }
 
 template <typename PerElement>
@@ -126,8 +120,8 @@ void BlockPool::checkEach(const BlockId* ids, size_t n, PerElement perElement) {
   try {
     for (size_t i = 0; i < n; ++i) {
       perElement(i);
-      if (mark_[ids[i]] != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(ids[i]) + " appears twice in the batch" + at(i));
-      mark_[ids[i]] = 1;
+      if (blocks_[ids[i]].mark != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(ids[i]) + " appears twice in the batch" + at(i));
+      blocks_[ids[i]].mark = 1;
       marked = i + 1;
     }
   } catch (...) {
@@ -177,12 +171,12 @@ void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, con
   makeRoom(Tier::Device, n);
   for (size_t i = 0; i < n; ++i) {
     BlockId id = popFree(Tier::Device);
-    hash_[id] = hashes[i];
+    blocks_[id].hash = hashes[i];
     if (hashes[i] != kNoHash) index_.put(hashes[i], id);
-    refcount_[id] = 1;
-    state_[id] = static_cast<uint8_t>(BlockState::Referenced);
-    session_[id] = sessions[i];
-    position_[id] = positions[i];
+    blocks_[id].refcount = 1;
+    blocks_[id].state = static_cast<uint8_t>(BlockState::Referenced);
+    blocks_[id].session = sessions[i];
+    blocks_[id].position = positions[i];
     backend_.order->assign(id, sessions[i], positions[i], 0.0);
     outIds[i] = id;
   }
@@ -196,13 +190,13 @@ void BlockPool::commit(const BlockId* ids, const BlockHash* hashes, size_t n) {
     for (size_t i = 0; i < n; ++i) {
       BlockId id = ids[i];
       checkKnown(id);
-      if (state_[id] != static_cast<uint8_t>(BlockState::Referenced)) {
+      if (blocks_[id].state != static_cast<uint8_t>(BlockState::Referenced)) {
         fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is not referenced: only blocks in use are committed");
       }
-      if (hash_[id] != kNoHash) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " already has a hash");
+      if (blocks_[id].hash != kNoHash) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " already has a hash");
       if (hashes[i] == kNoHash) fail(ErrorCode::BadArgument, "hashes" + at(i) + " is 0, which means no hash");
-      if (mark_[id] != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(id) + " appears twice in the batch" + at(i));
-      mark_[id] = 1;
+      if (blocks_[id].mark != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(id) + " appears twice in the batch" + at(i));
+      blocks_[id].mark = 1;
       marked = i + 1;
       checkNewHash(i, hashes[i]);
     }
@@ -212,7 +206,7 @@ void BlockPool::commit(const BlockId* ids, const BlockHash* hashes, size_t n) {
   }
   clearMarks(ids, n);
   for (size_t i = 0; i < n; ++i) {
-    hash_[ids[i]] = hashes[i];
+    blocks_[ids[i]].hash = hashes[i];
     index_.put(hashes[i], ids[i]);
   }
 }
@@ -226,8 +220,8 @@ void BlockPool::acquire(const BlockId* ids, size_t n) {
   }
   for (size_t i = 0; i < n; ++i) {
     BlockId id = ids[i];
-    if (refcount_[id]++ == 0) {
-      state_[id] = static_cast<uint8_t>(BlockState::Referenced);
+    if (blocks_[id].refcount++ == 0) {
+      blocks_[id].state = static_cast<uint8_t>(BlockState::Referenced);
       backend_.order->makeUnevictable(id);
       --counts_.deviceCached;
       ++counts_.deviceReferenced;
@@ -242,28 +236,28 @@ void BlockPool::release(const BlockId* ids, const double* keys, size_t n) {
       checkKnown(id);
       if (tierOf(id) == Tier::Host) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is on the host tier and holds no references");
       checkKey(keys[i]);
-      if (++mark_[id] > refcount_[id]) {
-        fail(ErrorCode::DoubleRelease, "block " + std::to_string(id) + " released " + std::to_string(mark_[id]) +
-                                           " time(s) but holds " + std::to_string(refcount_[id]) + " reference(s)");
+      if (++blocks_[id].mark > blocks_[id].refcount) {
+        fail(ErrorCode::DoubleRelease, "block " + std::to_string(id) + " released " + std::to_string(blocks_[id].mark) +
+                                           " time(s) but holds " + std::to_string(blocks_[id].refcount) + " reference(s)");
       }
     } catch (...) {
-      clearMarks(ids, i + (id >= 0 && id < blockCount() && mark_[id] != 0 ? 1 : 0));
+      clearMarks(ids, i + (id >= 0 && id < blockCount() && blocks_[id].mark != 0 ? 1 : 0));
       throw;
     }
   }
   clearMarks(ids, n);
   for (size_t i = 0; i < n; ++i) {
     BlockId id = ids[i];
-    if (--refcount_[id] != 0) continue;
+    if (--blocks_[id].refcount != 0) continue;
     --counts_.deviceReferenced;
-    if (hash_[id] != kNoHash) {
-      state_[id] = static_cast<uint8_t>(BlockState::Cached);
+    if (blocks_[id].hash != kNoHash) {
+      blocks_[id].state = static_cast<uint8_t>(BlockState::Cached);
       ++counts_.deviceCached;
       backend_.order->makeEvictable(id, normalizeKey(keys[i]));
     } else {
-      state_[id] = static_cast<uint8_t>(BlockState::Free);
-      session_[id] = kNoSession;
-      position_[id] = 0;
+      blocks_[id].state = static_cast<uint8_t>(BlockState::Free);
+      blocks_[id].session = kNoSession;
+      blocks_[id].position = 0;
       backend_.order->unassign(id);
       pushFree(id);
     }
@@ -311,7 +305,7 @@ size_t BlockPool::victims(Tier tier, size_t k, BlockId* out) {
 void BlockPool::evict(const BlockId* ids, size_t n) {
   checkEach(ids, n, [&](size_t i) {
     checkKnown(ids[i]);
-    if (state_[ids[i]] != static_cast<uint8_t>(BlockState::Cached)) {
+    if (blocks_[ids[i]].state != static_cast<uint8_t>(BlockState::Cached)) {
       fail(ErrorCode::BlockState, "block " + std::to_string(ids[i]) + " is referenced and cannot be evicted");
     }
   });
@@ -323,7 +317,7 @@ void BlockPool::offload(const BlockId* deviceIds, size_t n, BlockId* outHostIds)
     BlockId id = deviceIds[i];
     checkKnown(id);
     if (tierOf(id) == Tier::Host) fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is already on the host tier");
-    if (state_[id] != static_cast<uint8_t>(BlockState::Cached)) {
+    if (blocks_[id].state != static_cast<uint8_t>(BlockState::Cached)) {
       fail(ErrorCode::BlockState, "block " + std::to_string(id) + " is referenced: only cached blocks are offloaded");
     }
   });
@@ -359,15 +353,15 @@ void BlockPool::moveBlocks(const BlockId* from, const BlockId* to, size_t n) {
   backend_.order->move(from, to, n);
   for (size_t i = 0; i < n; ++i) {
     BlockId src = from[i], dst = to[i];
-    hash_[dst] = hash_[src];
-    session_[dst] = session_[src];
-    position_[dst] = position_[src];
-    state_[dst] = static_cast<uint8_t>(BlockState::Cached);
-    index_.put(hash_[dst], dst);
-    hash_[src] = kNoHash;
-    session_[src] = kNoSession;
-    position_[src] = 0;
-    state_[src] = static_cast<uint8_t>(BlockState::Free);
+    blocks_[dst].hash = blocks_[src].hash;
+    blocks_[dst].session = blocks_[src].session;
+    blocks_[dst].position = blocks_[src].position;
+    blocks_[dst].state = static_cast<uint8_t>(BlockState::Cached);
+    index_.put(blocks_[dst].hash, dst);
+    blocks_[src].hash = kNoHash;
+    blocks_[src].session = kNoSession;
+    blocks_[src].position = 0;
+    blocks_[src].state = static_cast<uint8_t>(BlockState::Free);
     pushFree(src);
     if (tierOf(dst) == Tier::Device) {
       ++counts_.deviceCached;
@@ -460,12 +454,21 @@ void BlockPool::readPayload(const BlockId* ids, size_t n, uint8_t* out) {
 
 PoolState BlockPool::exportState() const {
   PoolState s;
-  s.hash.assign(hash_.begin(), hash_.end());
-  s.refcount.assign(refcount_.begin(), refcount_.end());
-  s.state.assign(state_.begin(), state_.end());
-  s.session.assign(session_.begin(), session_.end());
-  s.position.assign(position_.begin(), position_.end());
-  s.key.resize(hash_.size());
+  const size_t blocks = blocks_.size();
+  s.hash.resize(blocks);
+  s.refcount.resize(blocks);
+  s.state.resize(blocks);
+  s.session.resize(blocks);
+  s.position.resize(blocks);
+  for (size_t i = 0; i < blocks; ++i) {
+    const Block& b = blocks_[i];
+    s.hash[i] = b.hash;
+    s.refcount[i] = b.refcount;
+    s.state[i] = b.state;
+    s.session[i] = b.session;
+    s.position[i] = b.position;
+  }
+  s.key.resize(blocks);
   backend_.order->exportKeys(s.key.data());
   for (int t = 0; t < 2; ++t) {
     const FreeQueue& q = freeQueues_[t];

@@ -128,7 +128,7 @@ class BlockPool {
   void checkKnown(BlockId id) const;      // in range and not free
   void checkKey(double key) const;
   void checkRow(int32_t row) const;
-  // Runs perElement(i) for each element, then BadArgument if ids[i] came earlier in the batch; uses mark_.
+  // Runs perElement(i) for each element, then BadArgument if ids[i] came earlier in the batch; uses Block::mark.
   template <typename PerElement>
   void checkEach(const BlockId* ids, size_t n, PerElement perElement);
   void clearMarks(const BlockId* ids, size_t n);
@@ -139,13 +139,16 @@ class BlockPool {
   Backend backend_;
   HashIndex index_;
   PoolCounts counts_;
-  // Per-block flat arrays (structure of arrays).
-  FlatArray<BlockHash> hash_;
-  FlatArray<int32_t> refcount_;
-  FlatArray<uint8_t> state_;
-  FlatArray<SessionId> session_;
-  FlatArray<int32_t> position_;
-  FlatArray<int32_t> mark_;  // scratch for batch validation, all zero between calls
+  // What the pool keeps about a block, in one record: a block touched at random costs one cache line.
+  struct Block {
+    BlockHash hash = kNoHash;
+    int32_t refcount = 0;
+    int32_t mark = 0;  // scratch for batch validation, zero between calls
+    SessionId session = kNoSession;
+    int32_t position = 0;
+    uint8_t state = static_cast<uint8_t>(BlockState::Free);
+  };
+  FlatArray<Block> blocks_;
   // FIFO free queues as ring buffers, one per tier.
   struct FreeQueue {
     FlatArray<BlockId> ring;
