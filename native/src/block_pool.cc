@@ -245,19 +245,20 @@ void BlockPool::release(const BlockId* ids, const double* keys, size_t n) {
       throw;
     }
   }
-  clearMarks(ids, n);
   for (size_t i = 0; i < n; ++i) {
     BlockId id = ids[i];
-    if (--blocks_[id].refcount != 0) continue;
+    Block& b = blocks_[id];
+    b.mark = 0;  // validation's count, cleared on the pass that touches the record anyway
+    if (--b.refcount != 0) continue;
     --counts_.deviceReferenced;
-    if (blocks_[id].hash != kNoHash) {
-      blocks_[id].state = static_cast<uint8_t>(BlockState::Cached);
+    if (b.hash != kNoHash) {
+      b.state = static_cast<uint8_t>(BlockState::Cached);
       ++counts_.deviceCached;
       backend_.order->makeEvictable(id, normalizeKey(keys[i]));
     } else {
-      blocks_[id].state = static_cast<uint8_t>(BlockState::Free);
-      blocks_[id].session = kNoSession;
-      blocks_[id].position = 0;
+      b.state = static_cast<uint8_t>(BlockState::Free);
+      b.session = kNoSession;
+      b.position = 0;
       backend_.order->unassign(id);
       pushFree(id);
     }
