@@ -1,12 +1,19 @@
 /**
  * TsBlockPool: a fair plain-TypeScript baseline for the native BlockPool (native/src/block_pool.cc and
- * native/src/cpu/eviction_order.cc, as of commit 1c82cda), written the way a competent TS engineer would
+ * native/src/cpu/eviction_order.cc, as of commit 19f3dde), written the way a competent TS engineer would
  * write it for speed. It exists only so `npm run bench` can say how much the native core buys; lib/ does
  * not use it.
  *
  * Same algorithms and the same observable behaviour as KvCache on the CPU backend (device tier only):
- * - per-block fields in typed arrays (structure of arrays), no per-block objects, nothing allocated on
- *   hot paths;
+ * - per-block fields in native's two record layouts, one ArrayBuffer per record array with typed-array
+ *   views at a fixed stride, so a block touched at random costs one or two cache lines as in native:
+ *   the pool's 32-byte record {hash u64 as [lo, hi] uint32, refcount, mark, session, position i32,
+ *   state (native's u8, here a 32-bit slot at the same byte offset 24), pad} and the eviction order's
+ *   40-byte record {key f64, position, session i32, stamp u32, place (native's u8, here a 32-bit slot
+ *   at byte 20), listPrev, listNext, sessionPrev, sessionNext i32}; session and position live in both,
+ *   as in native (the pool's copy for the snapshot, the order's for ordering and session walks); release
+ *   clears the validation mark on its applying pass, as native; no per-block objects, nothing allocated
+ *   on hot paths;
  * - 64-bit hashes never become BigInts: they are read as two uint32 halves through a Uint32Array view of
  *   the caller's BigUint64Array buffer (little-endian: [lo, hi]); the view is cached per buffer;
  * - the hash index is open addressing with linear probing over a power-of-two table at most half full
@@ -18,12 +25,14 @@
  * - the eviction order per tier, ascending key, then deeper position, then lower id, kept in two
  *   structures merged when read: an in-order intrusive list (blocks that became evictable at or after
  *   the list's tail: LRU keys, O(1)) and a lazy 4-ary min-heap over entries (key, position, id, stamp)
- *   in typed arrays for keys arriving out of order; a block leaving the heap turns its entry stale
+ *   in typed arrays (structure of arrays; native's heap is a vector of 24-byte entries) for keys
+ *   arriving out of order; a block leaving the heap turns its entry stale
  *   (per-block place and stamp), stale entries are skipped, the heap is rebuilt once entries >
  *   2 * live + 64; victims come from merging the list with a frontier walk of the heap (a binary
  *   min-heap of heap indices), so selection changes nothing observable;
- * - per-session intrusive doubly linked lists appended at the tail (Int32Array next/prev; session ->
- *   ends through a Map to a slot of Int32Array heads/tails, with native's last-session shortcut);
+ * - per-session intrusive doubly linked lists appended at the tail (next/prev in the order's record;
+ *   session -> ends through a Map to a slot of Int32Array heads/tails, with native's last-session
+ *   shortcut);
  * - every mutating call validates its whole batch before changing anything, with the same error codes,
  *   in the same order, as KvCache's argument checks followed by native's state checks.
  * What native has and TS cannot: prefetch hints (lookup, reserve, victims' index slots) and huge pages.
@@ -43,6 +52,27 @@ const ARITY = 4;
 const NOT_EVICTABLE = 0;
 const IN_LIST = 1;
 const IN_HEAP = 2;
+
+// The pool's record per block (native BlockPool::Block, 32 bytes), in 32-bit words.
+const P_WORDS = 8; // stride; id << 3
+const P_HASH_LO = 0; // hash, low half (u32 view)
+const P_HASH_HI = 1; // hash, high half (u32 view)
+const P_REFCOUNT = 2;
+const P_MARK = 3; // batch-validation scratch, zero between calls
+const P_SESSION = 4;
+const P_POSITION = 5;
+const P_STATE = 6; // native's u8 (byte 24); word 7 is padding, as in native
+// The eviction order's record per block (native CpuEvictionOrder::Block, 40 bytes), in 32-bit words.
+const O_WORDS = 10; // stride; the f64 key is at element 5 * id of the Float64Array view (words 0-1)
+const O_DOUBLES = 5;
+const O_POSITION = 2;
+const O_SESSION = 3;
+const O_STAMP = 4; // u32 view
+const O_PLACE = 5; // native's u8 (byte 20), padded to 24 as in native
+const O_LIST_PREV = 6;
+const O_LIST_NEXT = 7;
+const O_SESSION_PREV = 8;
+const O_SESSION_NEXT = 9;
 
 function fail(code: SagaErrorCode, message: string): never {
   throw new SagaError(message, code);
@@ -123,22 +153,13 @@ export class TsBlockPool {
   readonly hostCapacity = 0;
   private readonly blocks: number;
 
-  // Per-block state.
-  private readonly hashLo: Uint32Array;
-  private readonly hashHi: Uint32Array;
-  private readonly refcount: Int32Array;
-  private readonly state: Uint8Array;
-  private readonly session: Int32Array;
-  private readonly position: Int32Array;
-  private readonly mark: Int32Array; // batch-validation scratch, all zero between calls
-  // Eviction order per block.
-  private readonly key: Float64Array;
-  private readonly stamp: Uint32Array;
-  private readonly place: Uint8Array;
-  private readonly listNext: Int32Array;
-  private readonly listPrev: Int32Array;
-  private readonly sessionNext: Int32Array;
-  private readonly sessionPrev: Int32Array;
+  // The pool's records (P_* offsets at stride P_WORDS): two views over one buffer.
+  private readonly pu: Uint32Array; // hash halves
+  private readonly pi: Int32Array; // everything else
+  // The eviction order's records (O_* offsets at stride O_WORDS): three views over one buffer.
+  private readonly ok: Float64Array; // key at O_DOUBLES * id
+  private readonly oi: Int32Array;
+  private readonly ou: Uint32Array; // stamp
   // Sessions: session id -> slot; a slot holds the session list's head and tail.
   private readonly sessionSlot = new Map<number, number>();
   private slotHead: Int32Array;
@@ -175,20 +196,25 @@ export class TsBlockPool {
     if (!Number.isInteger(d) || d < 1 || d > 0x3fffffff) throw badArgument('deviceCapacity must be a positive int32');
     this.deviceCapacity = d;
     this.blocks = d;
-    this.hashLo = new Uint32Array(d);
-    this.hashHi = new Uint32Array(d);
-    this.refcount = new Int32Array(d);
-    this.state = new Uint8Array(d);
-    this.session = new Int32Array(d).fill(NO_SESSION);
-    this.position = new Int32Array(d);
-    this.mark = new Int32Array(d);
-    this.key = new Float64Array(d);
-    this.stamp = new Uint32Array(d);
-    this.place = new Uint8Array(d);
-    this.listNext = new Int32Array(d).fill(NO_BLOCK);
-    this.listPrev = new Int32Array(d).fill(NO_BLOCK);
-    this.sessionNext = new Int32Array(d).fill(NO_BLOCK);
-    this.sessionPrev = new Int32Array(d).fill(NO_BLOCK);
+    const poolBuf = new ArrayBuffer(d * P_WORDS * 4);
+    this.pu = new Uint32Array(poolBuf);
+    this.pi = new Int32Array(poolBuf);
+    const orderBuf = new ArrayBuffer(d * O_WORDS * 4);
+    this.ok = new Float64Array(orderBuf);
+    this.oi = new Int32Array(orderBuf);
+    this.ou = new Uint32Array(orderBuf);
+    const pi = this.pi;
+    const oi = this.oi;
+    for (let id = 0; id < d; id++) {
+      // Zero elsewhere: hash, refcount, mark, position, state Free; key, position, stamp, place NotEvictable.
+      pi[id * P_WORDS + P_SESSION] = NO_SESSION;
+      const o = id * O_WORDS;
+      oi[o + O_SESSION] = NO_SESSION;
+      oi[o + O_LIST_PREV] = NO_BLOCK;
+      oi[o + O_LIST_NEXT] = NO_BLOCK;
+      oi[o + O_SESSION_PREV] = NO_BLOCK;
+      oi[o + O_SESSION_NEXT] = NO_BLOCK;
+    }
     this.slotHead = new Int32Array(64);
     this.slotTail = new Int32Array(64);
     this.freeSlots = new Int32Array(64);
@@ -319,18 +345,18 @@ export class TsBlockPool {
 
   /** Block a before block b in eviction order. */
   private blockBefore(a: number, b: number): boolean {
-    const ka = this.key[a];
-    const kb = this.key[b];
+    const ka = this.ok[a * O_DOUBLES];
+    const kb = this.ok[b * O_DOUBLES];
     if (ka !== kb) return ka < kb;
-    const pa = this.position[a];
-    const pb = this.position[b];
+    const pa = this.oi[a * O_WORDS + O_POSITION];
+    const pb = this.oi[b * O_WORDS + O_POSITION];
     if (pa !== pb) return pa > pb;
     return a < b;
   }
 
   private isLive(t: Tiered, e: number): boolean {
-    const id = t.id[e];
-    return this.place[id] === IN_HEAP && this.stamp[id] === t.stamp[e];
+    const o = t.id[e] * O_WORDS;
+    return this.oi[o + O_PLACE] === IN_HEAP && this.ou[o + O_STAMP] === t.stamp[e];
   }
 
   private siftUp(t: Tiered, i: number): void {
@@ -425,23 +451,25 @@ export class TsBlockPool {
   private enter(id: number): void {
     const t = this.tiers[id < this.deviceCapacity ? 0 : 1];
     const tail = t.listTail;
+    const oi = this.oi;
+    const o = id * O_WORDS;
     if (tail === NO_BLOCK || !this.blockBefore(id, tail)) {
-      this.listPrev[id] = tail;
-      this.listNext[id] = NO_BLOCK;
-      if (tail !== NO_BLOCK) this.listNext[tail] = id;
+      oi[o + O_LIST_PREV] = tail;
+      oi[o + O_LIST_NEXT] = NO_BLOCK;
+      if (tail !== NO_BLOCK) oi[tail * O_WORDS + O_LIST_NEXT] = id;
       else t.listHead = id;
       t.listTail = id;
-      this.place[id] = IN_LIST;
+      oi[o + O_PLACE] = IN_LIST;
       return;
     }
-    this.place[id] = IN_HEAP;
+    oi[o + O_PLACE] = IN_HEAP;
     t.heapLive++;
     if (t.size === t.key.length) t.grow();
     const i = t.size++;
-    const st = (this.stamp[id] + 1) >>> 0;
-    this.stamp[id] = st;
-    t.key[i] = this.key[id];
-    t.pos[i] = this.position[id];
+    const st = (this.ou[o + O_STAMP] + 1) >>> 0;
+    this.ou[o + O_STAMP] = st;
+    t.key[i] = this.ok[id * O_DOUBLES];
+    t.pos[i] = oi[o + O_POSITION];
     t.id[i] = id;
     t.stamp[i] = st;
     this.siftUp(t, i);
@@ -450,19 +478,21 @@ export class TsBlockPool {
   /** Takes an evictable block out of its list or heap (its heap entry turns stale). */
   private leave(id: number): void {
     const t = this.tiers[id < this.deviceCapacity ? 0 : 1];
-    if (this.place[id] === IN_LIST) {
-      const prev = this.listPrev[id];
-      const next = this.listNext[id];
-      if (prev !== NO_BLOCK) this.listNext[prev] = next;
+    const oi = this.oi;
+    const o = id * O_WORDS;
+    if (oi[o + O_PLACE] === IN_LIST) {
+      const prev = oi[o + O_LIST_PREV];
+      const next = oi[o + O_LIST_NEXT];
+      if (prev !== NO_BLOCK) oi[prev * O_WORDS + O_LIST_NEXT] = next;
       else t.listHead = next;
-      if (next !== NO_BLOCK) this.listPrev[next] = prev;
+      if (next !== NO_BLOCK) oi[next * O_WORDS + O_LIST_PREV] = prev;
       else t.listTail = prev;
-      this.listPrev[id] = NO_BLOCK;
-      this.listNext[id] = NO_BLOCK;
-      this.place[id] = NOT_EVICTABLE;
+      oi[o + O_LIST_PREV] = NO_BLOCK;
+      oi[o + O_LIST_NEXT] = NO_BLOCK;
+      oi[o + O_PLACE] = NOT_EVICTABLE;
       return;
     }
-    this.place[id] = NOT_EVICTABLE;
+    oi[o + O_PLACE] = NOT_EVICTABLE;
     t.heapLive--;
     this.compactIfStale(t);
   }
@@ -502,33 +532,37 @@ export class TsBlockPool {
 
   /** Appends a block at its session list's tail. */
   private linkSession(id: number): void {
-    const s = this.session[id];
+    const oi = this.oi;
+    const o = id * O_WORDS;
+    const s = oi[o + O_SESSION];
     if (s < 0) return;
     const slot = this.sessionEnds(s, true);
     const tail = this.slotTail[slot];
-    this.sessionPrev[id] = tail;
-    this.sessionNext[id] = NO_BLOCK;
-    if (tail !== NO_BLOCK) this.sessionNext[tail] = id;
+    oi[o + O_SESSION_PREV] = tail;
+    oi[o + O_SESSION_NEXT] = NO_BLOCK;
+    if (tail !== NO_BLOCK) oi[tail * O_WORDS + O_SESSION_NEXT] = id;
     else this.slotHead[slot] = id;
     this.slotTail[slot] = id;
   }
 
   private unlinkSession(id: number): void {
-    const s = this.session[id];
+    const oi = this.oi;
+    const o = id * O_WORDS;
+    const s = oi[o + O_SESSION];
     if (s < 0) return;
-    const prev = this.sessionPrev[id];
-    const next = this.sessionNext[id];
-    this.sessionNext[id] = NO_BLOCK;
-    this.sessionPrev[id] = NO_BLOCK;
+    const prev = oi[o + O_SESSION_PREV];
+    const next = oi[o + O_SESSION_NEXT];
+    oi[o + O_SESSION_NEXT] = NO_BLOCK;
+    oi[o + O_SESSION_PREV] = NO_BLOCK;
     if (prev !== NO_BLOCK && next !== NO_BLOCK) {
-      this.sessionNext[prev] = next;
-      this.sessionPrev[next] = prev;
+      oi[prev * O_WORDS + O_SESSION_NEXT] = next;
+      oi[next * O_WORDS + O_SESSION_PREV] = prev;
       return;
     }
     const slot = this.sessionEnds(s, false);
-    if (prev !== NO_BLOCK) this.sessionNext[prev] = next;
+    if (prev !== NO_BLOCK) oi[prev * O_WORDS + O_SESSION_NEXT] = next;
     else this.slotHead[slot] = next;
-    if (next !== NO_BLOCK) this.sessionPrev[next] = prev;
+    if (next !== NO_BLOCK) oi[next * O_WORDS + O_SESSION_PREV] = prev;
     else this.slotTail[slot] = prev;
     if (this.slotHead[slot] === NO_BLOCK) {
       if (this.lastSlot === slot) this.lastSlot = -1;
@@ -541,20 +575,31 @@ export class TsBlockPool {
 
   /** The block holds nothing any more: out of the evictable set and its session list; key reads 0. */
   private unassign(id: number): void {
-    if (this.place[id] !== NOT_EVICTABLE) this.leave(id);
+    const oi = this.oi;
+    const o = id * O_WORDS;
+    if (oi[o + O_PLACE] !== NOT_EVICTABLE) this.leave(id);
     this.unlinkSession(id);
-    this.session[id] = NO_SESSION;
-    this.position[id] = 0;
-    this.key[id] = 0;
+    oi[o + O_SESSION] = NO_SESSION;
+    oi[o + O_POSITION] = 0;
+    this.ok[id * O_DOUBLES] = 0;
+  }
+
+  /** The block is in use (its pool record says so): native's assign, key 0, appended to its session list. */
+  private assign(id: number, session: number, position: number): void {
+    const o = id * O_WORDS;
+    this.oi[o + O_SESSION] = session;
+    this.oi[o + O_POSITION] = position;
+    this.ok[id * O_DOUBLES] = 0;
+    this.linkSession(id);
   }
 
   private setKey(id: number, key: number): void {
-    if (this.place[id] === NOT_EVICTABLE) {
-      this.key[id] = key;
+    if (this.oi[id * O_WORDS + O_PLACE] === NOT_EVICTABLE) {
+      this.ok[id * O_DOUBLES] = key;
       return;
     }
     this.leave(id);
-    this.key[id] = key;
+    this.ok[id * O_DOUBLES] = key;
     this.enter(id);
   }
 
@@ -586,17 +631,17 @@ export class TsBlockPool {
         let heapFirst = false;
         if (top >= 0) {
           const kh = t.key[top];
-          const kc = this.key[cursor];
+          const kc = this.ok[cursor * O_DOUBLES];
           if (kh !== kc) heapFirst = kh < kc;
           else {
             const ph = t.pos[top];
-            const pc = this.position[cursor];
+            const pc = this.oi[cursor * O_WORDS + O_POSITION];
             heapFirst = ph !== pc ? ph > pc : t.id[top] < cursor;
           }
         }
         if (!heapFirst) {
           out[written++] = cursor;
-          cursor = this.listNext[cursor];
+          cursor = this.oi[cursor * O_WORDS + O_LIST_NEXT];
           continue;
         }
       }
@@ -655,11 +700,16 @@ export class TsBlockPool {
   // ---- pool helpers -------------------------------------------------------------------------------
 
   private dropCached(id: number): void {
-    this.erase(this.hashLo[id], this.hashHi[id]);
-    this.hashLo[id] = 0;
-    this.hashHi[id] = 0;
-    this.state[id] = FREE;
-    this.unassign(id); // clears session, position and key too
+    const pu = this.pu;
+    const pi = this.pi;
+    const p = id * P_WORDS;
+    this.erase(pu[p + P_HASH_LO], pu[p + P_HASH_HI]);
+    pu[p + P_HASH_LO] = 0;
+    pu[p + P_HASH_HI] = 0;
+    pi[p + P_STATE] = FREE;
+    pi[p + P_SESSION] = NO_SESSION;
+    pi[p + P_POSITION] = 0;
+    this.unassign(id); // the order's record: out of the order and the session list, key 0
     this.cachedCount--;
     this.pushFree(id);
   }
@@ -675,12 +725,12 @@ export class TsBlockPool {
 
   private checkKnown(id: number): void {
     if (id < 0 || id >= this.blocks) fail('ERR_SAGA_UNKNOWN_BLOCK', `block ${id} is out of range [0, ${this.blocks})`);
-    if (this.state[id] === FREE) fail('ERR_SAGA_UNKNOWN_BLOCK', `block ${id} is free (it holds nothing)`);
+    if (this.pi[id * P_WORDS + P_STATE] === FREE) fail('ERR_SAGA_UNKNOWN_BLOCK', `block ${id} is free (it holds nothing)`);
   }
 
   private clearMarks(ids: Int32Array, n: number): void {
-    const mark = this.mark;
-    for (let i = 0; i < n; i++) mark[ids[i]] = 0;
+    const pi = this.pi;
+    for (let i = 0; i < n; i++) pi[ids[i] * P_WORDS + P_MARK] = 0;
   }
 
   /** Erases the reserved (pending) hashes of elements [0, n). */
@@ -770,19 +820,21 @@ export class TsBlockPool {
       this.reserve(v, base, i);
     }
     this.makeRoom(n);
+    const pu = this.pu;
+    const pi = this.pi;
     for (let i = 0; i < n; i++) {
       const id = this.popFree();
       const lo = v[base + 2 * i];
       const hi = v[base + 2 * i + 1];
-      this.hashLo[id] = lo;
-      this.hashHi[id] = hi;
+      const p = id * P_WORDS;
+      pu[p + P_HASH_LO] = lo;
+      pu[p + P_HASH_HI] = hi;
       if ((lo | hi) !== 0) this.put(lo, hi, id);
-      this.refcount[id] = 1;
-      this.state[id] = REFERENCED;
-      this.session[id] = sessions[i];
-      this.position[id] = positions[i];
-      this.key[id] = 0;
-      this.linkSession(id);
+      pi[p + P_REFCOUNT] = 1;
+      pi[p + P_STATE] = REFERENCED;
+      pi[p + P_SESSION] = sessions[i];
+      pi[p + P_POSITION] = positions[i];
+      this.assign(id, sessions[i], positions[i]);
       outIds[i] = id;
     }
     this.referencedCount += n;
@@ -796,21 +848,23 @@ export class TsBlockPool {
     const n = ids.length;
     const v = this.viewOf(hashes);
     const base = hashes.byteOffset >>> 2;
-    const mark = this.mark;
+    const pu = this.pu;
+    const pi = this.pi;
     for (let i = 0; i < n; i++) {
       const id = ids[i];
+      const p = id * P_WORDS;
       let code: SagaErrorCode | null = null;
-      if (id < 0 || id >= this.blocks || this.state[id] === FREE) code = 'ERR_SAGA_UNKNOWN_BLOCK';
-      else if (this.state[id] !== REFERENCED) code = 'ERR_SAGA_BLOCK_STATE';
-      else if ((this.hashLo[id] | this.hashHi[id]) !== 0) code = 'ERR_SAGA_BLOCK_STATE';
+      if (id < 0 || id >= this.blocks || pi[p + P_STATE] === FREE) code = 'ERR_SAGA_UNKNOWN_BLOCK';
+      else if (pi[p + P_STATE] !== REFERENCED) code = 'ERR_SAGA_BLOCK_STATE';
+      else if ((pu[p + P_HASH_LO] | pu[p + P_HASH_HI]) !== 0) code = 'ERR_SAGA_BLOCK_STATE';
       else if ((v[base + 2 * i] | v[base + 2 * i + 1]) === 0) code = 'ERR_SAGA_BAD_ARGUMENT';
-      else if (mark[id] !== 0) code = 'ERR_SAGA_BAD_ARGUMENT';
+      else if (pi[p + P_MARK] !== 0) code = 'ERR_SAGA_BAD_ARGUMENT';
       if (code !== null) {
         this.unreserve(v, base, i);
         this.clearMarks(ids, i);
         fail(code, `commit: element ${i} (block ${id}) rejected`);
       }
-      mark[id] = 1;
+      pi[p + P_MARK] = 1;
       const lo = v[base + 2 * i];
       const hi = v[base + 2 * i + 1];
       const found = this.find(lo, hi);
@@ -826,8 +880,8 @@ export class TsBlockPool {
       const id = ids[i];
       const lo = v[base + 2 * i];
       const hi = v[base + 2 * i + 1];
-      this.hashLo[id] = lo;
-      this.hashHi[id] = hi;
+      pu[id * P_WORDS + P_HASH_LO] = lo;
+      pu[id * P_WORDS + P_HASH_HI] = hi;
       this.put(lo, hi, id);
     }
   }
@@ -840,11 +894,12 @@ export class TsBlockPool {
       this.checkKnown(id);
       if (id >= this.deviceCapacity) fail('ERR_SAGA_BLOCK_STATE', `block ${id} is on the host tier`);
     }
-    const refcount = this.refcount;
+    const pi = this.pi;
     for (let i = 0; i < n; i++) {
       const id = ids[i];
-      if (refcount[id]++ === 0) {
-        this.state[id] = REFERENCED;
+      const p = id * P_WORDS;
+      if (pi[p + P_REFCOUNT]++ === 0) {
+        pi[p + P_STATE] = REFERENCED;
         this.leave(id);
         this.cachedCount--;
         this.referencedCount++;
@@ -859,11 +914,12 @@ export class TsBlockPool {
     checkSameLength('ids and keys', ids, keys);
     checkKeys(keys);
     const n = ids.length;
-    const mark = this.mark;
-    const refcount = this.refcount;
+    const pu = this.pu;
+    const pi = this.pi;
     for (let i = 0; i < n; i++) {
       const id = ids[i];
-      if (id < 0 || id >= this.blocks || this.state[id] === FREE) {
+      const p = id * P_WORDS;
+      if (id < 0 || id >= this.blocks || pi[p + P_STATE] === FREE) {
         this.clearMarks(ids, i);
         fail('ERR_SAGA_UNKNOWN_BLOCK', `block ${id} is out of range or free`);
       }
@@ -871,23 +927,26 @@ export class TsBlockPool {
         this.clearMarks(ids, i);
         fail('ERR_SAGA_BLOCK_STATE', `block ${id} is on the host tier and holds no references`);
       }
-      if (++mark[id] > refcount[id]) {
+      if (++pi[p + P_MARK] > pi[p + P_REFCOUNT]) {
         this.clearMarks(ids, i + 1);
         fail('ERR_SAGA_DOUBLE_RELEASE', `block ${id} released more often than it is referenced`);
       }
     }
-    this.clearMarks(ids, n);
     for (let i = 0; i < n; i++) {
       const id = ids[i];
-      if (--refcount[id] !== 0) continue;
+      const p = id * P_WORDS;
+      pi[p + P_MARK] = 0; // validation's count, cleared on the pass that touches the record anyway
+      if (--pi[p + P_REFCOUNT] !== 0) continue;
       this.referencedCount--;
-      if ((this.hashLo[id] | this.hashHi[id]) !== 0) {
-        this.state[id] = CACHED;
+      if ((pu[p + P_HASH_LO] | pu[p + P_HASH_HI]) !== 0) {
+        pi[p + P_STATE] = CACHED;
         this.cachedCount++;
-        this.key[id] = keys[i] + 0; // + 0 turns -0 into +0, as native normalises
+        this.ok[id * O_DOUBLES] = keys[i] + 0; // + 0 turns -0 into +0, as native normalises
         this.enter(id);
       } else {
-        this.state[id] = FREE;
+        pi[p + P_STATE] = FREE;
+        pi[p + P_SESSION] = NO_SESSION;
+        pi[p + P_POSITION] = 0;
         this.unassign(id);
         this.pushFree(id);
       }
@@ -918,15 +977,14 @@ export class TsBlockPool {
       if (minPositions[i] < 0) fail('ERR_SAGA_BAD_ARGUMENT', `minPositions[${i}] must be >= 0`);
     }
     let updates = 0;
-    const next = this.sessionNext;
-    const position = this.position;
+    const oi = this.oi;
     for (let i = 0; i < n; i++) {
       const slot = this.sessionEnds(sessions[i], false);
       if (slot < 0) continue;
       const k = keys[i] + 0;
       const minPos = minPositions[i];
-      for (let id = this.slotHead[slot]; id !== NO_BLOCK; id = next[id]) {
-        if (position[id] < minPos) continue;
+      for (let id = this.slotHead[slot]; id !== NO_BLOCK; id = oi[id * O_WORDS + O_SESSION_NEXT]) {
+        if (oi[id * O_WORDS + O_POSITION] < minPos) continue;
         updates++;
         this.setKey(id, k);
       }
@@ -948,23 +1006,24 @@ export class TsBlockPool {
   evict(ids: Int32Array): void {
     checkArray('ids', ids, Int32Array);
     const n = ids.length;
-    const mark = this.mark;
+    const pi = this.pi;
     // Per element: its own checks, then BadArgument if its id came earlier in the batch (native's checkEach).
     for (let i = 0; i < n; i++) {
       const id = ids[i];
-      if (id < 0 || id >= this.blocks || this.state[id] === FREE) {
+      const p = id * P_WORDS;
+      if (id < 0 || id >= this.blocks || pi[p + P_STATE] === FREE) {
         this.clearMarks(ids, i);
         fail('ERR_SAGA_UNKNOWN_BLOCK', `block ${id} is out of range or free`);
       }
-      if (this.state[id] !== CACHED) {
+      if (pi[p + P_STATE] !== CACHED) {
         this.clearMarks(ids, i);
         fail('ERR_SAGA_BLOCK_STATE', `block ${id} is referenced and cannot be evicted`);
       }
-      if (mark[id] !== 0) {
+      if (pi[p + P_MARK] !== 0) {
         this.clearMarks(ids, i);
         fail('ERR_SAGA_BAD_ARGUMENT', `block ${id} appears twice in the batch[${i}]`);
       }
-      mark[id] = 1;
+      pi[p + P_MARK] = 1;
     }
     this.clearMarks(ids, n);
     for (let i = 0; i < n; i++) this.dropCached(ids[i]);
@@ -985,19 +1044,30 @@ export class TsBlockPool {
     const d = this.blocks;
     const hash = new BigUint64Array(d);
     const h32 = new Uint32Array(hash.buffer);
+    const refcount = new Int32Array(d);
+    const state = new Uint8Array(d);
+    const session = new Int32Array(d);
+    const position = new Int32Array(d);
+    const key = new Float64Array(d);
     for (let i = 0; i < d; i++) {
-      h32[2 * i] = this.hashLo[i];
-      h32[2 * i + 1] = this.hashHi[i];
+      const p = i * P_WORDS;
+      h32[2 * i] = this.pu[p + P_HASH_LO];
+      h32[2 * i + 1] = this.pu[p + P_HASH_HI];
+      refcount[i] = this.pi[p + P_REFCOUNT];
+      state[i] = this.pi[p + P_STATE];
+      session[i] = this.pi[p + P_SESSION];
+      position[i] = this.pi[p + P_POSITION];
+      key[i] = this.ok[i * O_DOUBLES];
     }
     const queue = new Int32Array(this.freeCount);
     for (let i = 0; i < this.freeCount; i++) queue[i] = this.ring[(this.head + i) % this.ring.length];
     return {
       hash,
-      refcount: this.refcount.slice(),
-      state: this.state.slice(),
-      session: this.session.slice(),
-      position: this.position.slice(),
-      key: this.key.slice(),
+      refcount,
+      state,
+      session,
+      position,
+      key,
       deviceFreeQueue: queue,
       hostFreeQueue: new Int32Array(0),
     };
