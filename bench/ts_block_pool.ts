@@ -1,7 +1,7 @@
 /**
  * TsBlockPool: a fair plain-TypeScript baseline for the native BlockPool (native/src/block_pool.cc and
- * native/src/cpu/eviction_order.cc, as of commit 19f3dde, with the eviction order's lazy heap replaced by
- * sorted chunks as native's is being), written the way a competent TS engineer would write it for speed. It exists only so `npm run bench` can say how much the native core buys; lib/ does
+ * native/src/cpu/eviction_order.cc, as of commit 19f3dde), written the way a competent TS engineer would
+ * write it for speed. It exists only so `npm run bench` can say how much the native core buys; lib/ does
  * not use it.
  *
  * Same algorithms and the same observable behaviour as KvCache on the CPU backend (device tier only):
@@ -24,16 +24,12 @@
  * - FIFO free queue as a ring buffer;
  * - the eviction order per tier, ascending key, then deeper position, then lower id, kept in two
  *   structures merged when read: an in-order intrusive list (blocks that became evictable at or after
- *   the list's tail: LRU keys, O(1)) and sorted chunks (as Python's sortedcontainers.SortedList, native's
- *   SortedChunks) for keys arriving out of order: entries (key, position, id, stamp) as native's 24-byte
- *   records in one ArrayBuffer, cut into sorted runs of at most CHUNK_MAX (128; one over splits into two
- *   halves), each chunk contiguous in a fixed slot, a directory of chunk maxima binary-searched on insert,
- *   then the chunk binary-searched and shifted (one copyWithin); chunk 0 has a consumed prefix (`front`),
- *   dropped before an insert shifts it; a block leaving the chunks turns its entry stale (per-block place
- *   and stamp), stale entries are skipped, select first advances the front past stale entries (dropping
- *   emptied chunks), and the chunks are rebuilt from their live entries (chunks of 64) once entries
- *   stored > 2 * live + 64; victims come from merging the list with a walk of the chunks from their
- *   front, so selection changes nothing observable;
+ *   the list's tail: LRU keys, O(1)) and a lazy 4-ary min-heap over entries (key, position, id, stamp)
+ *   in typed arrays (structure of arrays; native's heap is a vector of 24-byte entries) for keys
+ *   arriving out of order; a block leaving the heap turns its entry stale
+ *   (per-block place and stamp), stale entries are skipped, the heap is rebuilt once entries >
+ *   2 * live + 64; victims come from merging the list with a frontier walk of the heap (a binary
+ *   min-heap of heap indices), so selection changes nothing observable;
  * - per-session intrusive doubly linked lists appended at the tail (next/prev in the order's record;
  *   session -> ends through a Map to a slot of Int32Array heads/tails, with native's last-session
  *   shortcut);
@@ -51,21 +47,11 @@ const REFERENCED = 2;
 const NO_BLOCK = -1;
 const PENDING_BLOCK = -2; // index value of a hash reserved by a batch still being validated
 const NO_SESSION = -1;
-// The sorted chunks (native's SortedChunks): a chunk over CHUNK_MAX entries splits in two halves; a
-// rebuild cuts the live entries into chunks of REBUILD_CHUNK.
-const CHUNK_MAX = 128;
-const CHUNK_CAP = CHUNK_MAX + 1; // entries a chunk slot holds: CHUNK_MAX and the one that splits it
-const REBUILD_CHUNK = CHUNK_MAX / 2;
-// A sorted entry (native's SortedChunks::Entry, 24 bytes): key f64, then 32-bit words.
-const E_DOUBLES = 3; // stride in f64
-const E_WORDS = 6; // stride in 32-bit words
-const E_POS = 2;
-const E_ID = 3;
-const E_STAMP = 4; // u32 view; word 5 is padding
+const ARITY = 4;
 // Where an evictable block's entry lives (native's Place).
 const NOT_EVICTABLE = 0;
 const IN_LIST = 1;
-const IN_SORTED = 2;
+const IN_HEAP = 2;
 
 // The pool's record per block (native BlockPool::Block, 32 bytes), in 32-bit words.
 const P_WORDS = 8; // stride; id << 3
@@ -110,230 +96,38 @@ function checkKeys(keys: Float64Array): void {
   }
 }
 
-/**
- * One tier's order: the in-order list's ends and the sorted chunks (native's SortedChunks) for keys that
- * arrived out of order. Entries are 24-byte records as native's {key f64, position i32, id i32, stamp u32,
- * pad} in one ArrayBuffer (E_* offsets, three views), cut into fixed slots: slot s holds its chunk's
- * entries at [s * CHUNK_CAP, s * CHUNK_CAP + length), so a chunk is contiguous as native's vector and an
- * insert shifts one memmove. The chunk directory lists the chunks in order at [first, end) with each
- * one's slot, length and maximum (the last entry, for the binary search); chunk `first` has its first
- * `front` entries consumed.
- */
+/** One tier's order: the in-order list's ends and the lazy 4-ary heap, entries as structure of arrays. */
 class Tiered {
-  // Entries, by slot (entry e: key ek[E_DOUBLES * e], the rest ei/eu[E_WORDS * e + E_*]).
-  ek: Float64Array;
-  ei: Int32Array;
-  eu: Uint32Array;
-  private slotsUsed = 0; // slots ever handed out since the last rebuild; those in freeSlots came back
-  private freeSlots: Int32Array;
-  private freeSlotCount = 0;
-  // Chunk directory, in order: [first, end) in use.
-  dirSlot: Int32Array;
-  dirLen: Int32Array;
-  maxKey: Float64Array;
-  maxPos: Int32Array;
-  maxId: Int32Array;
-  first = 0;
-  end = 0;
-  front = 0; // entries of chunk `first` already consumed
-  stored = 0; // entries stored, live and stale, less the consumed front
-  live = 0; // live entries
+  key: Float64Array;
+  pos: Int32Array;
+  id: Int32Array;
+  stamp: Uint32Array;
+  size = 0; // heap entries
+  heapLive = 0; // live heap entries; size - heapLive are stale
   listHead = NO_BLOCK;
   listTail = NO_BLOCK;
 
-  constructor(slots: number) {
-    const buf = new ArrayBuffer(slots * CHUNK_CAP * E_WORDS * 4);
-    this.ek = new Float64Array(buf);
-    this.ei = new Int32Array(buf);
-    this.eu = new Uint32Array(buf);
-    this.freeSlots = new Int32Array(slots);
-    this.dirSlot = new Int32Array(slots);
-    this.dirLen = new Int32Array(slots);
-    this.maxKey = new Float64Array(slots);
-    this.maxPos = new Int32Array(slots);
-    this.maxId = new Int32Array(slots);
+  constructor(capacity: number) {
+    this.key = new Float64Array(capacity);
+    this.pos = new Int32Array(capacity);
+    this.id = new Int32Array(capacity);
+    this.stamp = new Uint32Array(capacity);
   }
 
-  private allocSlot(): number {
-    if (this.freeSlotCount > 0) return this.freeSlots[--this.freeSlotCount];
-    if (this.slotsUsed === this.freeSlots.length) {
-      const slots = this.freeSlots.length * 2;
-      const ek = new Float64Array(slots * CHUNK_CAP * E_DOUBLES);
-      ek.set(this.ek);
-      this.ek = ek;
-      this.ei = new Int32Array(ek.buffer);
-      this.eu = new Uint32Array(ek.buffer);
-      this.freeSlots = new Int32Array(slots);
-    }
-    return this.slotsUsed++;
-  }
-
-  /** Makes room for one more directory entry at the end (forgetting consumed chunks or growing). */
-  private dirRoom(): void {
-    if (this.end < this.dirSlot.length) return;
-    const first = this.first;
-    if (first * 2 >= this.end) {
-      this.dirSlot.copyWithin(0, first, this.end);
-      this.dirLen.copyWithin(0, first, this.end);
-      this.maxKey.copyWithin(0, first, this.end);
-      this.maxPos.copyWithin(0, first, this.end);
-      this.maxId.copyWithin(0, first, this.end);
-      this.end -= first;
-      this.first = 0;
-      return;
-    }
-    const cap = this.dirSlot.length * 2;
-    const dirSlot = new Int32Array(cap);
-    dirSlot.set(this.dirSlot);
-    const dirLen = new Int32Array(cap);
-    dirLen.set(this.dirLen);
-    const maxKey = new Float64Array(cap);
-    maxKey.set(this.maxKey);
-    const maxPos = new Int32Array(cap);
-    maxPos.set(this.maxPos);
-    const maxId = new Int32Array(cap);
-    maxId.set(this.maxId);
-    this.dirSlot = dirSlot;
-    this.dirLen = dirLen;
-    this.maxKey = maxKey;
-    this.maxPos = maxPos;
-    this.maxId = maxId;
-  }
-
-  /** Directory entry c's maximum: entry `last`. */
-  private setMax(c: number, last: number): void {
-    this.maxKey[c] = this.ek[last * E_DOUBLES];
-    this.maxPos[c] = this.ei[last * E_WORDS + E_POS];
-    this.maxId[c] = this.ei[last * E_WORDS + E_ID];
-  }
-
-  insert(k: number, p: number, id: number, st: number): void {
-    this.stored++;
-    if (this.first === this.end) {
-      this.first = this.end = this.front = 0;
-      const s = this.allocSlot();
-      this.write(s * CHUNK_CAP, k, p, id, st);
-      this.dirRoom();
-      this.end = 1;
-      this.dirSlot[0] = s;
-      this.dirLen[0] = 1;
-      this.setMax(0, s * CHUNK_CAP);
-      return;
-    }
-    // The first chunk whose maximum does not go before e, else the last.
-    const maxKey = this.maxKey;
-    const maxPos = this.maxPos;
-    const maxId = this.maxId;
-    let lo = this.first;
-    let hi = this.end - 1;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const km = maxKey[mid];
-      if (km < k || (km === k && (maxPos[mid] > p || (maxPos[mid] === p && maxId[mid] < id)))) lo = mid + 1;
-      else hi = mid;
-    }
-    const c = lo;
-    const ek = this.ek;
-    const ei = this.ei;
-    const base = this.dirSlot[c] * CHUNK_CAP;
-    let n = this.dirLen[c];
-    if (c === this.first && this.front > 0) {
-      // Drop the consumed prefix before shifting entries.
-      const f = this.front;
-      ek.copyWithin(base * E_DOUBLES, (base + f) * E_DOUBLES, (base + n) * E_DOUBLES);
-      n -= f;
-      this.front = 0;
-    }
-    // Upper bound: the first entry e goes before.
-    lo = 0;
-    hi = n;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      const i = base + mid;
-      const ki = ek[i * E_DOUBLES];
-      if (k < ki) hi = mid;
-      else if (k !== ki) lo = mid + 1;
-      else {
-        const pi = ei[i * E_WORDS + E_POS];
-        if (p > pi || (p === pi && id < ei[i * E_WORDS + E_ID])) hi = mid;
-        else lo = mid + 1;
-      }
-    }
-    const at = base + lo;
-    if (lo < n) ek.copyWithin((at + 1) * E_DOUBLES, at * E_DOUBLES, (base + n) * E_DOUBLES);
-    this.write(at, k, p, id, st);
-    n++;
-    this.dirLen[c] = n;
-    if (lo === n - 1) {
-      maxKey[c] = k;
-      maxPos[c] = p;
-      maxId[c] = id;
-    }
-    if (n > CHUNK_MAX) this.split(c);
-  }
-
-  private write(e: number, k: number, p: number, id: number, st: number): void {
-    this.ek[e * E_DOUBLES] = k;
-    const w = e * E_WORDS;
-    this.ei[w + E_POS] = p;
-    this.ei[w + E_ID] = id;
-    this.eu[w + E_STAMP] = st;
-  }
-
-  /** Splits chunk c into two halves, the upper one a new chunk right after it. */
-  private split(c: number): void {
-    const n = this.dirLen[c];
-    const half = n >> 1;
-    const s2 = this.allocSlot(); // may grow the entry arrays: read them after
-    const base = this.dirSlot[c] * CHUNK_CAP;
-    this.ek.copyWithin(s2 * CHUNK_CAP * E_DOUBLES, (base + half) * E_DOUBLES, (base + n) * E_DOUBLES);
-    this.dirLen[c] = half;
-    const upperKey = this.maxKey[c];
-    const upperPos = this.maxPos[c];
-    const upperId = this.maxId[c];
-    this.setMax(c, base + half - 1);
-    const first = this.first;
-    this.dirRoom(); // may move the directory down by `first`
-    const at = c + 1 - (first - this.first);
-    const end = this.end++;
-    if (at < end) {
-      this.dirSlot.copyWithin(at + 1, at, end);
-      this.dirLen.copyWithin(at + 1, at, end);
-      this.maxKey.copyWithin(at + 1, at, end);
-      this.maxPos.copyWithin(at + 1, at, end);
-      this.maxId.copyWithin(at + 1, at, end);
-    }
-    this.dirSlot[at] = s2;
-    this.dirLen[at] = n - half;
-    this.maxKey[at] = upperKey;
-    this.maxPos[at] = upperPos;
-    this.maxId[at] = upperId;
-  }
-
-  /** Forgets chunk `first` (all of it consumed). */
-  dropFirst(): void {
-    this.freeSlots[this.freeSlotCount++] = this.dirSlot[this.first];
-    this.first++;
-    this.front = 0;
-    if (this.first === this.end) this.first = this.end = 0;
-  }
-
-  /** Rebuild: the chunks become entries [0, n) of `from` (same record layout, in order), cut into chunks of REBUILD_CHUNK. */
-  fill(from: Float64Array, n: number): void {
-    this.first = this.end = this.front = 0;
-    this.slotsUsed = 0;
-    this.freeSlotCount = 0;
-    for (let i = 0; i < n; i += REBUILD_CHUNK) {
-      const m = i + REBUILD_CHUNK < n ? REBUILD_CHUNK : n - i;
-      const s = this.allocSlot(); // may grow the entry arrays: read them after
-      this.ek.set(from.subarray(i * E_DOUBLES, (i + m) * E_DOUBLES), s * CHUNK_CAP * E_DOUBLES);
-      this.dirRoom();
-      const c = this.end++;
-      this.dirSlot[c] = s;
-      this.dirLen[c] = m;
-      this.setMax(c, s * CHUNK_CAP + m - 1);
-    }
-    this.stored = n;
+  grow(): void {
+    const cap = Math.max(64, this.key.length * 2);
+    const key = new Float64Array(cap);
+    key.set(this.key);
+    const pos = new Int32Array(cap);
+    pos.set(this.pos);
+    const id = new Int32Array(cap);
+    id.set(this.id);
+    const stamp = new Uint32Array(cap);
+    stamp.set(this.stamp);
+    this.key = key;
+    this.pos = pos;
+    this.id = id;
+    this.stamp = stamp;
   }
 }
 
@@ -376,10 +170,7 @@ export class TsBlockPool {
   private lastSession = NO_SESSION;
   private lastSlot = -1; // slot of lastSession, or -1
   private readonly tiers: Tiered[];
-  // Rebuild's scratch: the live sorted entries, in order, in the entries' record layout.
-  private rk = new Float64Array(0);
-  private ri = new Int32Array(0);
-  private ru = new Uint32Array(0);
+  private frontier: Int32Array; // select's scratch: heap indices, a binary min-heap by entry order
   private scratch: Int32Array;
 
   // Hash index: slot s at [4s, 4s + 4) = [lo, hi, id, unused]; hash 0 (lo = hi = 0) marks an empty slot.
@@ -427,7 +218,8 @@ export class TsBlockPool {
     this.slotHead = new Int32Array(64);
     this.slotTail = new Int32Array(64);
     this.freeSlots = new Int32Array(64);
-    this.tiers = [new Tiered(16), new Tiered(2)];
+    this.tiers = [new Tiered(1024), new Tiered(64)];
+    this.frontier = new Int32Array(1024);
     this.scratch = new Int32Array(64);
     // The index holds every hashed block plus, during allocate, one fitting batch: never over half full.
     let slotCount = 16;
@@ -538,7 +330,18 @@ export class TsBlockPool {
     this.freeCount++;
   }
 
-  // ---- sorted chunks ------------------------------------------------------------------------------
+  // ---- heap mechanics -----------------------------------------------------------------------------
+
+  /** True when heap entry a goes before heap entry b: smaller key, then deeper position, then smaller id. */
+  private static before(t: Tiered, a: number, b: number): boolean {
+    const ka = t.key[a];
+    const kb = t.key[b];
+    if (ka !== kb) return ka < kb;
+    const pa = t.pos[a];
+    const pb = t.pos[b];
+    if (pa !== pb) return pa > pb;
+    return t.id[a] < t.id[b];
+  }
 
   /** Block a before block b in eviction order. */
   private blockBefore(a: number, b: number): boolean {
@@ -551,54 +354,100 @@ export class TsBlockPool {
     return a < b;
   }
 
-  /** Sorted entry e (its index in the tier's entry arrays) is live: its block is in the chunks with that stamp. */
   private isLive(t: Tiered, e: number): boolean {
-    const o = t.ei[e * E_WORDS + E_ID] * O_WORDS;
-    return this.oi[o + O_PLACE] === IN_SORTED && this.ou[o + O_STAMP] === t.eu[e * E_WORDS + E_STAMP];
+    const o = t.id[e] * O_WORDS;
+    return this.oi[o + O_PLACE] === IN_HEAP && this.ou[o + O_STAMP] === t.stamp[e];
   }
 
-  /** Rebuilds the chunks from their live entries once stale ones outnumber them (amortised O(1)). */
-  private compactIfStale(t: Tiered): void {
-    if (t.stored <= 2 * t.live + 64) return;
-    if (this.rk.length < t.live * E_DOUBLES) {
-      this.rk = new Float64Array(Math.max(t.live * E_DOUBLES, this.rk.length * 2));
-      this.ri = new Int32Array(this.rk.buffer);
-      this.ru = new Uint32Array(this.rk.buffer);
+  private siftUp(t: Tiered, i: number): void {
+    const keys = t.key;
+    const poss = t.pos;
+    const ids = t.id;
+    const stamps = t.stamp;
+    const k = keys[i];
+    const p = poss[i];
+    const id = ids[i];
+    const st = stamps[i];
+    while (i > 0) {
+      const parent = ((i - 1) / ARITY) | 0;
+      const kp = keys[parent];
+      // Stop unless e goes before its parent.
+      if (!(k < kp || (k === kp && (p > poss[parent] || (p === poss[parent] && id < ids[parent]))))) break;
+      keys[i] = kp;
+      poss[i] = poss[parent];
+      ids[i] = ids[parent];
+      stamps[i] = stamps[parent];
+      i = parent;
     }
-    const rk = this.rk;
-    const ri = this.ri;
-    const ru = this.ru;
-    const oi = this.oi;
-    const ou = this.ou;
-    const ek = t.ek;
-    const ei = t.ei;
-    const eu = t.eu;
-    let w = 0;
-    let from = t.front;
-    for (let c = t.first; c < t.end; c++) {
-      const base = t.dirSlot[c] * CHUNK_CAP;
-      const end = base + t.dirLen[c];
-      for (let e = base + from; e < end; e++) {
-        const x = e * E_WORDS;
-        const id = ei[x + E_ID];
-        const st = eu[x + E_STAMP];
-        const o = id * O_WORDS;
-        if (oi[o + O_PLACE] !== IN_SORTED || ou[o + O_STAMP] !== st) continue;
-        const y = w * E_WORDS;
-        rk[w * E_DOUBLES] = ek[e * E_DOUBLES];
-        ri[y + E_POS] = ei[x + E_POS];
-        ri[y + E_ID] = id;
-        ru[y + E_STAMP] = st;
-        w++;
+    keys[i] = k;
+    poss[i] = p;
+    ids[i] = id;
+    stamps[i] = st;
+  }
+
+  private siftDown(t: Tiered, i: number): void {
+    const keys = t.key;
+    const poss = t.pos;
+    const ids = t.id;
+    const stamps = t.stamp;
+    const n = t.size;
+    const k = keys[i];
+    const p = poss[i];
+    const id = ids[i];
+    const st = stamps[i];
+    for (;;) {
+      const first = i * ARITY + 1;
+      if (first >= n) break;
+      let best = first;
+      const last = first + ARITY < n ? first + ARITY : n;
+      for (let c = first + 1; c < last; c++) {
+        if (TsBlockPool.before(t, c, best)) best = c;
       }
-      from = 0;
+      const kb = keys[best];
+      // Stop unless the best child goes before e.
+      if (!(kb < k || (kb === k && (poss[best] > p || (poss[best] === p && ids[best] < id))))) break;
+      keys[i] = kb;
+      poss[i] = poss[best];
+      ids[i] = ids[best];
+      stamps[i] = stamps[best];
+      i = best;
     }
-    t.fill(rk, w);
+    keys[i] = k;
+    poss[i] = p;
+    ids[i] = id;
+    stamps[i] = st;
+  }
+
+  private popRoot(t: Tiered): void {
+    const last = --t.size;
+    t.key[0] = t.key[last];
+    t.pos[0] = t.pos[last];
+    t.id[0] = t.id[last];
+    t.stamp[0] = t.stamp[last];
+    if (t.size > 0) this.siftDown(t, 0);
+  }
+
+  /** Rebuilds the heap from its live entries once stale ones outnumber them (amortised O(1)). */
+  private compactIfStale(t: Tiered): void {
+    if (t.size <= 2 * t.heapLive + 64) return;
+    let w = 0;
+    for (let r = 0; r < t.size; r++) {
+      if (!this.isLive(t, r)) continue;
+      t.key[w] = t.key[r];
+      t.pos[w] = t.pos[r];
+      t.id[w] = t.id[r];
+      t.stamp[w] = t.stamp[r];
+      w++;
+    }
+    t.size = w;
+    for (let i = ((w / ARITY) | 0) + 1; i-- > 0; ) {
+      if (i < w) this.siftDown(t, i);
+    }
   }
 
   // ---- placing evictable blocks -------------------------------------------------------------------
 
-  /** Places an evictable block (key set) in its tier's list (at or after the tail) or sorted chunks. */
+  /** Places an evictable block (key set) in its tier's list (at or after the tail) or heap. */
   private enter(id: number): void {
     const t = this.tiers[id < this.deviceCapacity ? 0 : 1];
     const tail = t.listTail;
@@ -613,14 +462,20 @@ export class TsBlockPool {
       oi[o + O_PLACE] = IN_LIST;
       return;
     }
-    oi[o + O_PLACE] = IN_SORTED;
-    t.live++;
+    oi[o + O_PLACE] = IN_HEAP;
+    t.heapLive++;
+    if (t.size === t.key.length) t.grow();
+    const i = t.size++;
     const st = (this.ou[o + O_STAMP] + 1) >>> 0;
     this.ou[o + O_STAMP] = st;
-    t.insert(this.ok[id * O_DOUBLES], oi[o + O_POSITION], id, st);
+    t.key[i] = this.ok[id * O_DOUBLES];
+    t.pos[i] = oi[o + O_POSITION];
+    t.id[i] = id;
+    t.stamp[i] = st;
+    this.siftUp(t, i);
   }
 
-  /** Takes an evictable block out of its list or sorted chunks (its entry there turns stale). */
+  /** Takes an evictable block out of its list or heap (its heap entry turns stale). */
   private leave(id: number): void {
     const t = this.tiers[id < this.deviceCapacity ? 0 : 1];
     const oi = this.oi;
@@ -638,7 +493,7 @@ export class TsBlockPool {
       return;
     }
     oi[o + O_PLACE] = NOT_EVICTABLE;
-    t.live--;
+    t.heapLive--;
     this.compactIfStale(t);
   }
 
@@ -748,85 +603,98 @@ export class TsBlockPool {
     this.enter(id);
   }
 
-  /** Writes the first k evictable blocks of `tier`, first first: the list merged with the sorted chunks. */
+  /** Writes the first k evictable blocks of `tier`, first first: the list merged with a frontier walk of the heap. */
   private select(tier: number, k: number, out: Int32Array): number {
     const t = this.tiers[tier];
-    const oi = this.oi;
-    const ou = this.ou;
-    const ok = this.ok;
-    const ek = t.ek;
-    const ei = t.ei;
-    const eu = t.eu;
-    const dirSlot = t.dirSlot;
-    const dirLen = t.dirLen;
-    // Physical cleanup only: drop the stale entries at the very front, and the chunks they empty.
-    while (t.first < t.end) {
-      const base = dirSlot[t.first] * CHUNK_CAP;
-      const n = dirLen[t.first];
-      let f = t.front;
-      while (f < n) {
-        const x = (base + f) * E_WORDS;
-        const o = ei[x + E_ID] * O_WORDS;
-        if (oi[o + O_PLACE] === IN_SORTED && ou[o + O_STAMP] === eu[x + E_STAMP]) break;
-        f++;
-      }
-      t.stored -= f - t.front;
-      if (f < n) {
-        t.front = f;
-        break;
-      }
-      t.dropFirst();
-    }
-    // Merge two sorted streams: the in-order list from its head, the chunks from their front.
-    const end = t.end;
-    let c = t.first;
-    let e = 0; // the chunks' cursor: an index into the entry arrays, in chunk c, up to stop
-    let stop = 0;
-    if (c < end) {
-      const base = dirSlot[c] * CHUNK_CAP;
-      e = base + t.front;
-      stop = base + dirLen[c];
-    }
+    while (t.size > 0 && !this.isLive(t, 0)) this.popRoot(t); // physical cleanup only
+    let f = this.frontier;
+    let fsize = 0;
+    if (t.size > 0) f[fsize++] = 0;
     let cursor = t.listHead;
     let written = 0;
     while (written < k) {
-      // Bring the chunks' cursor to a live entry (or past the end: c === end).
-      while (c < end) {
-        if (e === stop) {
-          if (++c === end) break;
-          e = dirSlot[c] * CHUNK_CAP;
-          stop = e + dirLen[c];
-          continue;
+      // Bring a live entry to the frontier's top (stale ones are expanded and dropped).
+      let top = -1; // heap index at the frontier's top, once live
+      while (fsize > 0) {
+        const i = f[0];
+        if (this.isLive(t, i)) {
+          top = i;
+          break;
         }
-        const x = e * E_WORDS;
-        const o = ei[x + E_ID] * O_WORDS;
-        if (oi[o + O_PLACE] === IN_SORTED && ou[o + O_STAMP] === eu[x + E_STAMP]) break;
-        e++;
+        fsize = this.frontierPop(t, f, fsize);
+        f = this.frontierExpand(t, i, fsize);
+        fsize = this.frontierSize;
       }
-      const sortedHas = c < end;
-      if (cursor === NO_BLOCK && !sortedHas) break;
+      if (cursor === NO_BLOCK && top < 0) break;
       if (cursor !== NO_BLOCK) {
-        // The list's cursor goes first unless the chunks' entry goes before it.
-        let sortedFirst = false;
-        if (sortedHas) {
-          const ks = ek[e * E_DOUBLES];
-          const kc = ok[cursor * O_DOUBLES];
-          if (ks !== kc) sortedFirst = ks < kc;
+        // The list's cursor goes first unless the heap's top goes before it.
+        let heapFirst = false;
+        if (top >= 0) {
+          const kh = t.key[top];
+          const kc = this.ok[cursor * O_DOUBLES];
+          if (kh !== kc) heapFirst = kh < kc;
           else {
-            const ps = ei[e * E_WORDS + E_POS];
-            const pc = oi[cursor * O_WORDS + O_POSITION];
-            sortedFirst = ps !== pc ? ps > pc : ei[e * E_WORDS + E_ID] < cursor;
+            const ph = t.pos[top];
+            const pc = this.oi[cursor * O_WORDS + O_POSITION];
+            heapFirst = ph !== pc ? ph > pc : t.id[top] < cursor;
           }
         }
-        if (!sortedFirst) {
+        if (!heapFirst) {
           out[written++] = cursor;
-          cursor = oi[cursor * O_WORDS + O_LIST_NEXT];
+          cursor = this.oi[cursor * O_WORDS + O_LIST_NEXT];
           continue;
         }
       }
-      out[written++] = ei[e++ * E_WORDS + E_ID];
+      fsize = this.frontierPop(t, f, fsize);
+      out[written++] = t.id[top];
+      f = this.frontierExpand(t, top, fsize);
+      fsize = this.frontierSize;
     }
     return written;
+  }
+
+  private frontierSize = 0;
+
+  /** Removes the frontier's top (binary heap by entry order); returns the new size. */
+  private frontierPop(t: Tiered, f: Int32Array, fsize: number): number {
+    const moved = f[--fsize];
+    if (fsize === 0) return 0;
+    let hole = 0;
+    for (;;) {
+      const l = 2 * hole + 1;
+      if (l >= fsize) break;
+      let c = l;
+      if (l + 1 < fsize && TsBlockPool.before(t, f[l + 1], f[l])) c = l + 1;
+      if (!TsBlockPool.before(t, f[c], moved)) break;
+      f[hole] = f[c];
+      hole = c;
+    }
+    f[hole] = moved;
+    return fsize;
+  }
+
+  /** Pushes heap index i's children onto the frontier; returns the (maybe grown) frontier, size in frontierSize. */
+  private frontierExpand(t: Tiered, i: number, fsize: number): Int32Array {
+    let f = this.frontier;
+    const first = i * ARITY + 1;
+    const last = first + ARITY < t.size ? first + ARITY : t.size;
+    for (let c = first; c < last; c++) {
+      if (fsize === f.length) {
+        const g = new Int32Array(f.length * 2);
+        g.set(f);
+        this.frontier = f = g;
+      }
+      let hole = fsize++;
+      while (hole > 0) {
+        const parent = (hole - 1) >> 1;
+        if (!TsBlockPool.before(t, c, f[parent])) break;
+        f[hole] = f[parent];
+        hole = parent;
+      }
+      f[hole] = c;
+    }
+    this.frontierSize = fsize;
+    return f;
   }
 
   // ---- pool helpers -------------------------------------------------------------------------------
@@ -1205,9 +1073,9 @@ export class TsBlockPool {
     };
   }
 
-  /** Where the device tier's evictable blocks are: [in the list, live in the sorted chunks, entries stored there]. */
+  /** Where the device tier's evictable blocks are: [in the list, live in the heap, heap entries]. */
   orderShape(): [number, number, number] {
     const t = this.tiers[0];
-    return [this.cachedCount - t.live, t.live, t.stored];
+    return [this.cachedCount - t.heapLive, t.heapLive, t.size];
   }
 }
