@@ -86,7 +86,15 @@ export interface NativeBackend {
   reason: string;
 }
 
-const packageRoot = path.resolve(__dirname, '..', fs.existsSync(path.join(__dirname, '..', 'package.json')) ? '' : '..');
+/** The package's root: lib/ when run from source, dist/lib/ when compiled. */
+function findPackageRoot(start: string): string {
+  for (let dir = start; ; dir = path.dirname(dir)) {
+    if (fs.existsSync(path.join(dir, 'package.json')) && fs.existsSync(path.join(dir, 'binding.gyp'))) return dir;
+    if (path.dirname(dir) === dir) return path.resolve(start, '..');
+  }
+}
+
+const packageRoot = findPackageRoot(__dirname);
 const cudaAddonFile = path.join(packageRoot, 'build-cuda', 'Release', 'saga_native.node');
 
 function prepare(addon: RawAddon): RawAddon {
