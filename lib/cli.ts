@@ -39,7 +39,8 @@ function info(json: boolean): void {
   const hit = kv.lookup(new BigUint64Array([1n, 2n, 3n, 4n]), new Int32Array(4));
   console.log(`backend   ${report.backend} (${report.reason})`);
   console.log(`addon     ${report.addon}`);
-  console.log(`cuda      ${probe.available ? `${probe.devices} device(s), ${probe.deviceName}` : `unavailable: ${probe.reason}`}`);
+  // The loaded addon's own probe says little when the CPU build was loaded: the choice's reason says why.
+  console.log(`cuda      ${probe.available ? `${probe.devices} device(s), ${probe.deviceName}` : `unavailable: ${native.backend === 'cpu' ? native.reason : probe.reason}`}`);
   console.log(`self-test ${hit === 4 ? 'ok' : `FAILED (lookup found ${hit} of 4 blocks)`}`);
 }
 
