@@ -102,6 +102,15 @@ void BlockPool::checkKey(double key) const {
   if (std::isnan(key)) fail(ErrorCode::BadKey, "eviction key is NaN");
 }
 
+const double* BlockPool::normalizedKeys(const double* keys, size_t n) {
+  size_t i = 0;
+  while (i < n && !(keys[i] == 0.0 && std::signbit(keys[i]))) ++i;
+  if (i == n) return keys;  // the common case: no -0.0, no copy
+  keyScratch_.assign(keys, keys + n);
+  for (double& k : keyScratch_) k = normalizeKey(k);
+  return keyScratch_.data();
+}
+
 void BlockPool::checkRow(int32_t row) const {
   if (row < 0 || row >= config_.tableRows) {
     fail(ErrorCode::TableRow, "table row " + std::to_string(row) + " is out of range [0, " + std::to_string(config_.tableRows) + ")");
@@ -270,30 +279,16 @@ void BlockPool::setKeys(const BlockId* ids, const double* keys, size_t n) {
     checkKnown(ids[i]);
     checkKey(keys[i]);
   }
-  // The order sees normalised keys; copy only when a -0.0 is present (rare).
-  bool negZero = false;
-  for (size_t i = 0; i < n && !negZero; ++i) negZero = keys[i] == 0.0 && std::signbit(keys[i]);
-  if (!negZero) {
-    backend_.order->setKeys(ids, keys, n);
-    return;
-  }
-  std::vector<double> normalized(keys, keys + n);
-  for (double& k : normalized) k = normalizeKey(k);
-  backend_.order->setKeys(ids, normalized.data(), n);
+  backend_.order->setKeys(ids, normalizedKeys(keys, n), n);
 }
 
 int64_t BlockPool::setSessionKeys(const SessionId* sessions, const double* keys, const int32_t* minPositions, size_t n) {
-  bool negZero = false;
   for (size_t i = 0; i < n; ++i) {
     if (sessions[i] < 0) fail(ErrorCode::BadArgument, "sessions" + at(i) + " must be >= 0");
     if (minPositions[i] < 0) fail(ErrorCode::BadArgument, "minPositions" + at(i) + " must be >= 0");
     checkKey(keys[i]);
-    negZero = negZero || (keys[i] == 0.0 && std::signbit(keys[i]));
   }
-  if (!negZero) return backend_.order->setSessionKeys(sessions, keys, minPositions, n);
-  std::vector<double> normalized(keys, keys + n);
-  for (double& k : normalized) k = normalizeKey(k);
-  return backend_.order->setSessionKeys(sessions, normalized.data(), minPositions, n);
+  return backend_.order->setSessionKeys(sessions, normalizedKeys(keys, n), minPositions, n);
 }
 
 size_t BlockPool::victims(Tier tier, size_t k, BlockId* out) {
@@ -393,12 +388,12 @@ void BlockPool::tableAppend(const int32_t* rows, const BlockId* ids, size_t n) {
     for (size_t i = 0; i < checked; ++i) rowScratch_[rows[i]] = -1;
     throw;
   }
-  scratchIds_.resize(n);  // column of each append
+  scratchCols_.resize(n);  // the column each append lands in
   for (size_t i = 0; i < n; ++i) {
     rowScratch_[rows[i]] = -1;
-    scratchIds_[i] = tableLengths_[rows[i]]++;
+    scratchCols_[i] = tableLengths_[rows[i]]++;
   }
-  backend_.tables->scatter(rows, scratchIds_.data(), ids, n);
+  backend_.tables->scatter(rows, scratchCols_.data(), ids, n);
 }
 
 void BlockPool::tableTruncate(const int32_t* rows, const int32_t* lengths, size_t n) {
@@ -420,19 +415,21 @@ void BlockPool::tableTruncate(const int32_t* rows, const int32_t* lengths, size_
     throw;
   }
   // Cells past the new lengths go back to -1, so readers never see stale ids.
-  std::vector<int32_t> cellRows, cellCols;
+  scratchRows_.clear();
+  scratchCols_.clear();
   for (size_t i = 0; i < n; ++i) {
     int32_t row = rows[i];
     if (rowScratch_[row] < 0) continue;  // this row was handled at an earlier element
     for (int32_t c = rowScratch_[row]; c < tableLengths_[row]; ++c) {
-      cellRows.push_back(row);
-      cellCols.push_back(c);
+      scratchRows_.push_back(row);
+      scratchCols_.push_back(c);
     }
     tableLengths_[row] = rowScratch_[row];
     rowScratch_[row] = -1;
   }
-  std::vector<BlockId> empty(cellRows.size(), kNoBlock);
-  if (!cellRows.empty()) backend_.tables->scatter(cellRows.data(), cellCols.data(), empty.data(), cellRows.size());
+  if (scratchRows_.empty()) return;
+  scratchIds_.assign(scratchRows_.size(), kNoBlock);
+  backend_.tables->scatter(scratchRows_.data(), scratchCols_.data(), scratchIds_.data(), scratchRows_.size());
 }
 
 void BlockPool::tableRead(const int32_t* rows, size_t n, BlockId* outIds, int32_t* outLengths) {

@@ -127,6 +127,8 @@ class BlockPool {
   void moveBlocks(const BlockId* from, const BlockId* to, size_t n);  // across tiers, to[] popped already
   void checkKnown(BlockId id) const;      // in range and not free
   void checkKey(double key) const;
+  // keys with -0.0 made +0.0 (so both backends order them alike): keys itself unless one is -0.0.
+  const double* normalizedKeys(const double* keys, size_t n);
   void checkRow(int32_t row) const;
   // Runs perElement(i) for each element, then BadArgument if ids[i] came earlier in the batch; uses Block::mark.
   template <typename PerElement>
@@ -157,7 +159,10 @@ class BlockPool {
   FreeQueue freeQueues_[2];
   std::vector<int32_t> tableLengths_;
   std::vector<int32_t> rowScratch_;  // per table row, -1 between calls: pending lengths within a batch
+  // Reused per-call buffers: victims (and truncated cells' -1s), table rows and columns, normalised keys.
   std::vector<BlockId> scratchIds_;
+  std::vector<int32_t> scratchRows_, scratchCols_;
+  std::vector<double> keyScratch_;
   BatchHashSet batchHashes_;
 };
 
