@@ -20,6 +20,18 @@ static_assert(kBins % kThreads == 0, "histogram bins must split evenly over the 
 
 using u64 = unsigned long long;
 
+// Loads the kItems blocks a thread scans in one step (base, base + kThreads, ...) together, so their
+// memory requests overlap; past `end` a block reads as not evictable.
+__device__ __forceinline__ void loadItems(const OrderArrays& arrays, long long base, long long end,
+                                          uint8_t (&flags)[kItems], double (&keys)[kItems]) {
+#pragma unroll
+  for (int u = 0; u < kItems; ++u) {
+    const long long i = base + static_cast<long long>(u) * kThreads;
+    flags[u] = i < end ? arrays.flags[i] : 0;
+    keys[u] = i < end ? arrays.key[i] : 0.0;
+  }
+}
+
 __global__ void initSelectKernel(SelectHeader* header, unsigned int* histogram, unsigned int need) {
   for (unsigned int b = threadIdx.x; b < kBins; b += blockDim.x) histogram[b] = 0;
   if (threadIdx.x == 0) {
@@ -59,12 +71,7 @@ __global__ void __launch_bounds__(kThreads)
        base += step) {
     uint8_t flags[kItems];
     double keys[kItems];
-#pragma unroll
-    for (int u = 0; u < kItems; ++u) {
-      const long long i = base + static_cast<long long>(u) * kThreads;
-      flags[u] = i < end ? arrays.flags[i] : 0;
-      keys[u] = i < end ? arrays.key[i] : 0.0;
-    }
+    loadItems(arrays, base, end, flags, keys);
 #pragma unroll
     for (int u = 0; u < kItems; ++u) {
       const long long i = base + static_cast<long long>(u) * kThreads;
@@ -146,12 +153,7 @@ __global__ void __launch_bounds__(kThreads)
        base - threadIdx.x < end; base += step) {
     uint8_t flags[kItems];
     double keys[kItems];
-#pragma unroll
-    for (int u = 0; u < kItems; ++u) {
-      const long long i = base + static_cast<long long>(u) * kThreads;
-      flags[u] = i < end ? arrays.flags[i] : 0;
-      keys[u] = i < end ? arrays.key[i] : 0.0;
-    }
+    loadItems(arrays, base, end, flags, keys);
 #pragma unroll
     for (int u = 0; u < kItems; ++u) {
       const long long i = base + static_cast<long long>(u) * kThreads;
