@@ -10,17 +10,16 @@ import fc from 'fast-check';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { main } from '../lib/cli';
 import { SagaError } from '../lib/errors';
+import type { EvictionPolicy, PolicyEvent, ReleaseInfo } from '../lib/policy/types';
 import {
-  type EvictionPolicy,
-  type PolicyRequest,
   HashInterner,
-  LruPolicy,
   ReplayStream,
-  createPolicy,
+  createReplayPolicy,
+  evictionPolicyNames,
+  isOracleEviction,
   nextReads,
   parseCapacity,
-  parsePolicies,
-  policySpecs,
+  parseEvictionPolicyList,
   replayPolicy,
   resolveCapacity,
   runReplay,
@@ -113,7 +112,7 @@ const requestsArb = fc
 
 function replayHits(requests: number[][], capacity: number, name: 'lru' | 'belady'): number {
   const stream = new ReplayStream(workloadOf(requests));
-  const policy = createPolicy(name, { capacityBlocks: capacity, blockSize: 512 }, stream);
+  const policy = createReplayPolicy(name, stream);
   return replayPolicy(stream, policy, capacity, { backend: 'cpu' }).hitBlocks;
 }
 
@@ -157,7 +156,7 @@ describe.skipIf(!fs.existsSync(SHARED))('target hit rates on the shipped Mooncak
     const requests: number[][] = [];
     for (let i = 0; i < stream.requests; i++) requests.push(Array.from(ids.subarray(stream.readStart[i], stream.readStart[i + 1])));
     for (const name of ['lru', 'belady'] as const) {
-      const engine = replayPolicy(stream, createPolicy(name, { capacityBlocks: 2196, blockSize: 512 }, stream), 2196).hitBlocks;
+      const engine = replayPolicy(stream, createReplayPolicy(name, stream), 2196).hitBlocks;
       expect(engine).toBe(modelReplay(requests, 2196, name));
     }
   }, 20_000);
@@ -198,8 +197,9 @@ describe('replay semantics', () => {
     // policy that evicts heads first makes one: after [0,1,2] with room for 2, blocks 1 and 2 stay.
     const headFirst: EvictionPolicy = {
       name: 'head-first',
-      bound: false,
-      keys: (_request, out) => out.forEach((_, p) => (out[p] = p)),
+      releaseKeys: (info: ReleaseInfo, out: Float64Array) => {
+        for (let i = 0; i < info.count; i++) out[i] = info.positions[i];
+      },
     };
     const stream = new ReplayStream(workloadOf([[0, 1, 2], [0, 1, 2]]));
     const outcome = replayPolicy(stream, headFirst, 2);
@@ -239,32 +239,38 @@ describe('policies see the stream in order and never ahead', () => {
   it('hands an online policy each request once, in order, through buffers the engine owns', () => {
     const w = workloadOf([[0, 1], [0, 1, 2], [3], [0, 1, 2, 4]], [0, 1000, 2000, 3000]);
     const stream = new ReplayStream(w);
-    const seen: { index: number; hashes: bigint[]; hits: number[] }[] = [];
+    const seen: { sequence: number; hashes: bigint[]; positions: number[] }[] = [];
+    const events: string[] = [];
     const workloadBuffer = w.tasks[0].calls[0].blockHashes.buffer;
     const spy: EvictionPolicy = {
       name: 'spy',
-      bound: false,
-      keys(request: PolicyRequest, out: Float64Array) {
-        expect(request.hashes.buffer).not.toBe(workloadBuffer);
-        expect(out.length).toBe(request.hashes.length);
-        expect(Object.keys(request)).not.toContain('gapAfterS');
-        seen.push({ index: request.index, hashes: Array.from(request.hashes), hits: Array.from(request.hits) });
-        out.fill(request.index);
+      releaseKeys(info: ReleaseInfo, out: Float64Array) {
+        expect(info.call.blockHashes.buffer).not.toBe(workloadBuffer);
+        expect(info.count).toBe(info.call.blockHashes.length);
+        expect(Object.keys(info.call)).not.toContain('gapAfterS');
+        seen.push({ sequence: info.sequence, hashes: Array.from(info.call.blockHashes), positions: Array.from(info.positions.subarray(0, info.count)) });
+        out.fill(info.sequence, 0, info.count);
+      },
+      observe(event: PolicyEvent) {
+        events.push(event.type === 'call-admit' ? `admit ${event.cachedTokens}` : event.type);
       },
     };
     const outcome = replayPolicy(stream, spy, 100);
-    expect(seen.map((s) => s.index)).toEqual([0, 1, 2, 3]);
-    expect(seen.map((s) => s.hits)).toEqual([[0, 0], [1, 1, 0], [0], [1, 1, 1, 0]]);
+    expect(seen.map((s) => s.sequence)).toEqual([0, 1, 2, 3]);
+    expect(seen.map((s) => s.positions)).toEqual([[1, 0], [2, 1, 0], [0], [3, 2, 1, 0]]);
     expect(seen[1].hashes.slice(0, 2)).toEqual(seen[0].hashes);
+    // Cached prefixes at admission: 0, 2, 0 and 3 blocks of 512 tokens (prompts of 512 tokens a block).
+    expect(events.filter((e) => e.startsWith('admit'))).toEqual(['admit 0', 'admit 1024', 'admit 0', 'admit 1536']);
+    expect(events.slice(0, 3)).toEqual(['call-arrive', 'admit 0', 'call-finish']);
     expect(outcome).toMatchObject({ policy: 'spy', bound: false, hitBlocks: 5, blockReads: 10, missedBlocks: 5, hitRate: 0.5 });
   });
 
   it('builds online policies without the stream; only the oracle is labelled a bound', () => {
-    const specs = policySpecs();
-    expect(specs.find((s) => s.name === 'lru')).toMatchObject({ bound: false });
-    expect(specs.find((s) => s.name === 'belady')).toMatchObject({ bound: true });
-    for (const spec of specs) if (!spec.bound) expect(spec.create.length).toBeLessThanOrEqual(1);
-    expect(new LruPolicy().bound).toBe(false);
+    expect(isOracleEviction('lru')).toBe(false);
+    expect(isOracleEviction('belady')).toBe(true);
+    const stream = new ReplayStream(workloadOf([[0, 1]]));
+    expect(createReplayPolicy('belady', stream).oracle).toBe(true);
+    for (const name of evictionPolicyNames()) expect(createReplayPolicy(name, stream).oracle === true).toBe(isOracleEviction(name));
   });
 });
 
@@ -292,9 +298,10 @@ describe('capacity and policy lists', () => {
   });
 
   it('knows lru and belady and nothing else', () => {
-    expect(parsePolicies(' lru , belady,lru')).toEqual(['lru', 'belady']);
-    expect(() => parsePolicies('lru,fifo')).toThrow(expect.objectContaining({ code: 'ERR_SAGA_UNKNOWN_POLICY', message: expect.stringMatching(/"fifo"/) }));
-    expect(() => parsePolicies(' , ')).toThrow(expect.objectContaining({ code: 'ERR_SAGA_UNKNOWN_POLICY' }));
+    expect(parseEvictionPolicyList(' belady , lru')).toEqual(['belady', 'lru']);
+    expect(() => parseEvictionPolicyList('lru,belady,lru')).toThrow(expect.objectContaining({ code: 'ERR_SAGA_BAD_ARGUMENT', message: expect.stringMatching(/twice/) }));
+    expect(() => parseEvictionPolicyList('lru,fifo')).toThrow(expect.objectContaining({ code: 'ERR_SAGA_UNKNOWN_POLICY', message: expect.stringMatching(/'fifo'/) }));
+    expect(() => parseEvictionPolicyList(' , ')).toThrow(expect.objectContaining({ code: 'ERR_SAGA_UNKNOWN_POLICY' }));
   });
 });
 
@@ -393,7 +400,7 @@ describe('saga replay (main)', () => {
   it('an unknown policy', async () => {
     const e = await failure(['replay', '--trace', path.join(FIXTURES, 'mini.mooncake.jsonl'), '--policies', 'lru,magic']);
     expect(e.code).toBe('ERR_SAGA_UNKNOWN_POLICY');
-    expect(e.message).toMatch(/"magic".*lru, belady/);
+    expect(e.message).toMatch(/'magic'.*lru, belady/);
   });
 
   it('a capacity of zero, given or rounded', async () => {

@@ -32,6 +32,7 @@ function lcp(a: BigUint64Array, b: BigUint64Array): number {
 
 export class BeladyEviction implements EvictionPolicy {
   readonly name = 'belady';
+  readonly oracle = true;
   private readonly tasks: readonly Task[];
   /** Per task: its group (-1 when it shares no first block with another task) and shared prefix blocks. */
   private readonly group: Int32Array;

@@ -36,9 +36,23 @@ const BUNDLES: Readonly<Record<string, BundleEntry>> = {
   },
 };
 
-const EVICTIONS: Readonly<Record<string, (context: PolicyContext) => EvictionPolicy>> = {
-  lru: () => new LruEviction(),
-  belady: (context) => new BeladyEviction(context.workload),
+interface EvictionEntry {
+  readonly description: string;
+  readonly oracle: boolean;
+  create(context: PolicyContext): EvictionPolicy;
+}
+
+const EVICTIONS: Readonly<Record<string, EvictionEntry>> = {
+  lru: {
+    description: "vLLM's eviction: least recently released first, a request's tail blocks before its head",
+    oracle: false,
+    create: () => new LruEviction(),
+  },
+  belady: {
+    description: "Bélády's MIN, the oracle (evicts the farthest next use, the future in hand): a bound, not a runnable policy",
+    oracle: true,
+    create: (context) => new BeladyEviction(context.workload),
+  },
 };
 
 function unknown(kind: string, name: string, known: string[]): SagaError {
@@ -69,29 +83,51 @@ export function createPolicy(name: string, context: PolicyContext): PolicyBundle
   return entry.create(context);
 }
 
-/** Splits and checks a comma-separated list of bundle names (duplicates are an error). */
-export function parsePolicyList(list: string): string[] {
+/** Splits and checks a comma-separated list of names (each known, none twice), in the order given. */
+function parseList(list: string, kind: string, known: readonly string[]): string[] {
   const names = list
     .split(',')
     .map((s) => s.trim())
     .filter((s) => s.length > 0);
-  if (names.length === 0) throw new SagaError('no policy named (give e.g. --policies vllm,belady)', 'ERR_SAGA_UNKNOWN_POLICY');
+  if (names.length === 0) throw new SagaError(`no ${kind} named (give e.g. --policies ${known.slice(0, 2).join(',')})`, 'ERR_SAGA_UNKNOWN_POLICY');
   const seen = new Set<string>();
   for (const name of names) {
-    if (!Object.prototype.hasOwnProperty.call(BUNDLES, name)) throw unknown('policy', name, policyNames());
-    if (seen.has(name)) throw new SagaError(`policy '${name}' is listed twice`, 'ERR_SAGA_BAD_ARGUMENT');
+    if (!known.includes(name)) throw unknown(kind, name, [...known]);
+    if (seen.has(name)) throw new SagaError(`${kind} '${name}' is listed twice`, 'ERR_SAGA_BAD_ARGUMENT');
     seen.add(name);
   }
   return names;
 }
 
-/** Names of the eviction policies alone. */
+/** Splits and checks a comma-separated list of bundle names (`saga simulate --policies`). */
+export function parsePolicyList(list: string): string[] {
+  return parseList(list, 'policy', policyNames());
+}
+
+/** Names of the eviction policies alone (what `saga replay` runs). */
 export function evictionPolicyNames(): string[] {
   return Object.keys(EVICTIONS);
 }
 
+function evictionEntry(name: string): EvictionEntry {
+  const entry = Object.prototype.hasOwnProperty.call(EVICTIONS, name) ? EVICTIONS[name] : undefined;
+  if (entry === undefined) throw unknown('eviction policy', name, evictionPolicyNames());
+  return entry;
+}
+
+export function evictionPolicyDescription(name: string): string {
+  return evictionEntry(name).description;
+}
+
+export function isOracleEviction(name: string): boolean {
+  return evictionEntry(name).oracle;
+}
+
+/** Splits and checks a comma-separated list of eviction policy names (`saga replay --policies`). */
+export function parseEvictionPolicyList(list: string): string[] {
+  return parseList(list, 'eviction policy', evictionPolicyNames());
+}
+
 export function createEvictionPolicy(name: string, context: PolicyContext): EvictionPolicy {
-  const make = Object.prototype.hasOwnProperty.call(EVICTIONS, name) ? EVICTIONS[name] : undefined;
-  if (make === undefined) throw unknown('eviction policy', name, evictionPolicyNames());
-  return make(context);
+  return evictionEntry(name).create(context);
 }

@@ -5,8 +5,12 @@
  * ties deeper first, as the block core orders them: docs/block-core.md).
  *
  * A policy sees events in time order through its methods and `observe`, and gets no handle on the
- * future: nothing here exposes a workload's later calls. The one exception is an oracle, which is
- * constructed with the whole workload, says so in `oracle`, and is labelled as a bound in every output.
+ * future: nothing here exposes a workload's later calls (a CallInfo carries no gap, no next call). The
+ * one exception is an oracle, which is constructed with the whole workload, says so in `oracle`, and is
+ * labelled as a bound in every output.
+ *
+ * The simulator (lib/sim) and `saga replay` (lib/replay) drive the same interfaces: the simulator all
+ * three, the replay eviction alone (it has no timing, so no routing or queue), with the same events.
  */
 import type { KvCache } from '../kv/kv_cache';
 
@@ -65,12 +69,19 @@ export interface ReleaseInfo {
   readonly call: CallInfo;
   readonly engineId: number;
   readonly nowS: number;
+  /**
+   * The engine's release counter: 0, 1, 2, ... in the order its cache receives releases (several may
+   * share one `nowS`). vLLM's free queue is in this order.
+   */
+  readonly sequence: number;
   /** `finish`: the call ended; `preempt`: it was preempted and will be recomputed. */
   readonly reason: 'finish' | 'preempt';
   /** Blocks released, tail first (deepest chain position first). */
   readonly count: number;
   /** Their chain positions (block index in the sequence), tail first. */
   readonly positions: Int32Array;
+  /** Their block ids in the engine's cache, tail first (for later KvCache.setKeys). */
+  readonly ids: Int32Array;
   /** Whether the i-th released block (tail first) carries a hash; one that does not is freed at once. */
   committed(i: number): boolean;
   /**
@@ -82,6 +93,8 @@ export interface ReleaseInfo {
 
 export interface EvictionPolicy {
   readonly name: string;
+  /** True for an oracle (the future in hand): its numbers are a bound, not a policy anyone can run. */
+  readonly oracle?: boolean;
   /** Writes the eviction key of each released block (`info.count` of them, tail first) to `out`. */
   releaseKeys(info: ReleaseInfo, out: Float64Array): void;
   /**
@@ -89,6 +102,11 @@ export interface EvictionPolicy {
    * (KvCache.setKeys / setSessionKeys) as it learns more. Optional.
    */
   attach?(engineId: number, cache: KvCache): void;
+  /**
+   * Every event, in time order, for a policy that learns (the replay calls it directly; in the
+   * simulator the bundle's `observe` forwards). Optional.
+   */
+  observe?(event: PolicyEvent): void;
 }
 
 /** Events every policy may observe, in time order. */

@@ -1,7 +1,8 @@
 /**
  * `vllm`: the baseline bundle, vLLM v1 behaviour as DESIGN.md defines it.
  * - Eviction: LRU over the free-block queue. A finished (or preempted) request's blocks are released
- *   tail first with key = the release time, so the oldest release leaves first and, within one release,
+ *   tail first with key = the engine's release counter, so the oldest release leaves first (releases
+ *   at one instant in the order they happened) and, within one release,
  *   the deepest block first: vLLM's FreeKVCacheBlockQueue (blocks freed in reverse order, appended to the
  *   queue's tail, evicted from its head).
  * - Queue: FCFS (priority = the call's arrival time); when blocks run out the newest running request
@@ -86,7 +87,7 @@ export class LruEviction implements EvictionPolicy {
   readonly name = 'lru';
 
   releaseKeys(info: ReleaseInfo, out: Float64Array): void {
-    out.fill(info.nowS, 0, info.count);
+    out.fill(info.sequence, 0, info.count);
   }
 }
 

@@ -9,7 +9,7 @@ import { badArgument } from '../errors';
 import { CLAUDE_CODE_DEFAULT_SEED, CLAUDE_CODE_DEFAULT_WINDOW_S, loadTrace, type TraceLoadOptions } from '../workloads/loaders';
 import type { TraceFormat } from '../workloads/loaders/detect';
 import { parseCapacity } from './capacity';
-import { parsePolicies, policySpecs } from './policies';
+import { evictionPolicyDescription, evictionPolicyNames, parseEvictionPolicyList } from './policies';
 import { formatReplayTable, runReplay } from './run';
 
 interface ReplayCliOptions {
@@ -32,7 +32,7 @@ function positiveInteger(name: string, text: string): number {
 
 function replay(opts: ReplayCliOptions): void {
   // Everything the user typed is checked before the trace is read.
-  const policies = parsePolicies(opts.policies);
+  const policies = parseEvictionPolicyList(opts.policies);
   const capacity = parseCapacity(opts.capacity);
   const load: TraceLoadOptions = { format: opts.format };
   if (opts.blockSize !== undefined) load.blockSize = positiveInteger('--block-size', opts.blockSize);
@@ -67,8 +67,8 @@ function replay(opts: ReplayCliOptions): void {
 
 /** Adds `replay` to the `saga` program. */
 export function addReplayCommand(program: Command): Command {
-  const known = policySpecs()
-    .map((p) => `  ${p.name.padEnd(8)}${p.description}`)
+  const known = evictionPolicyNames()
+    .map((name) => `  ${name.padEnd(8)}${evictionPolicyDescription(name)}`)
     .join('\n');
   return program
     .command('replay')

@@ -23,7 +23,7 @@
  */
 import { KvCache, Tier } from '../kv/kv_cache';
 import type { BackendName } from '../native';
-import type { EvictionPolicy, KeyControl, PolicyRequest } from './policy';
+import type { CallInfo, EvictionPolicy, ReleaseInfo } from '../policy/types';
 import type { ReplayStream } from './stream';
 
 /** Blocks per lookup after a miss (doubling while they are all cached). */
@@ -60,7 +60,6 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
   // Buffers owned here and reused: the policy sees the request through them, never the workload.
   const hashes = new BigUint64Array(maxBlocks);
   const ids = new Int32Array(maxBlocks);
-  const hits = new Uint8Array(maxBlocks);
   const keys = new Float64Array(maxBlocks);
   const hitIds = new Int32Array(maxBlocks);
   const missHashes = new BigUint64Array(maxBlocks);
@@ -69,13 +68,11 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
   const missIds = new Int32Array(maxBlocks);
   const missAt = new Int32Array(maxBlocks);
   const releaseIds = new Int32Array(maxBlocks);
-  const releaseKeys = new Float64Array(maxBlocks);
+  const releasePositions = new Int32Array(maxBlocks);
   const victims = new Int32Array(maxBlocks);
-  const control: KeyControl = {
-    setSessionKeys: (sessions, k, minPositions) => cache.setSessionKeys(sessions, k, minPositions),
-    setKeys: (blockIds, k) => cache.setKeys(blockIds, k),
-  };
   const every = options.progressEvery ?? 1000;
+  const blockSize = stream.workload.blockSize;
+  policy.attach?.(0, cache);
 
   let hitBlocks = 0;
   let prefixHitBlocks = 0;
@@ -91,12 +88,12 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
     let missCount = 0;
     let pos = 0;
     let window = n;
+    let prefixRun = 0;
     while (pos < n) {
       const end = Math.min(n, pos + window);
       const run = cache.lookup(hashes.subarray(pos, end), ids.subarray(pos));
-      if (pos === 0) prefixHitBlocks += run;
+      if (pos === 0) prefixRun = run;
       for (let p = pos; p < pos + run; p++) {
-        hits[p] = 1;
         hitIds[hitCount++] = ids[p];
       }
       pos += run;
@@ -106,7 +103,6 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
       }
       window = LOOKUP_WINDOW;
       if (pos < n) {
-        hits[pos] = 0;
         missHashes[missCount] = hashes[pos];
         missSessions[missCount] = session;
         missPositions[missCount] = pos;
@@ -115,6 +111,7 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
       }
     }
     hitBlocks += hitCount;
+    prefixHitBlocks += prefixRun;
     // Cache every block: hold the hits, allocate the misses (free blocks suffice: see the header).
     if (hitCount > 0) cache.acquire(hitIds.subarray(0, hitCount));
     if (missCount > 0) {
@@ -123,29 +120,42 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
     }
     const call = stream.call(i);
     const task = stream.task(i);
-    const request: PolicyRequest = {
-      index: i,
-      timeS: stream.timeS[i],
+    const nowS = stream.timeS[i];
+    // What the policy sees: the request in hand (hashes in a buffer owned here, not the workload's), and
+    // nothing that tells the future (no gap after the call, no later call).
+    const info: CallInfo = {
+      taskIndex: stream.taskOf[i],
+      callIndex: stream.callOf[i],
       session,
-      taskId: task.id,
       tenant: task.tenant,
       kind: task.kind,
-      callIndex: stream.callOf[i],
+      arrivalS: nowS,
       promptTokens: call.promptTokens,
       outputTokens: call.outputTokens,
-      ...(call.stop === undefined ? {} : { stop: call.stop }),
-      hashes: hashes.subarray(0, n),
-      hits: hits.subarray(0, n),
-      blockIds: ids.subarray(0, n),
+      blockHashes: hashes.subarray(0, n),
     };
-    const out = keys.subarray(0, n);
-    policy.keys(request, out, control);
+    policy.observe?.({ type: 'call-arrive', call: info, engineId: 0, nowS });
+    policy.observe?.({ type: 'call-admit', call: info, engineId: 0, cachedTokens: Math.min(call.promptTokens, prefixRun * blockSize), nowS });
     if (n > 0) {
       for (let p = 0; p < n; p++) {
         releaseIds[p] = ids[n - 1 - p];
-        releaseKeys[p] = out[n - 1 - p];
+        releasePositions[p] = n - 1 - p;
       }
-      cache.release(releaseIds.subarray(0, n), releaseKeys.subarray(0, n));
+      const release: ReleaseInfo = {
+        call: info,
+        engineId: 0,
+        nowS,
+        sequence: i,
+        reason: 'finish',
+        count: n,
+        positions: releasePositions.subarray(0, n),
+        ids: releaseIds.subarray(0, n),
+        committed: () => true,
+        blockHash: (position: number) => hashes[position],
+      };
+      const out = keys.subarray(0, n);
+      policy.releaseKeys(release, out);
+      cache.release(releaseIds.subarray(0, n), out);
       cached += missCount;
       // Trim to capacity in the policy's eviction order.
       if (cached > capacityBlocks) {
@@ -155,12 +165,13 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
         cached -= got;
       }
     }
+    policy.observe?.({ type: 'call-finish', call: info, engineId: 0, nowS, lastCall: stream.callOf[i] === task.calls.length - 1 });
     if (options.onProgress && ((i + 1) % every === 0 || i + 1 === total)) options.onProgress(i + 1, total);
   }
   const blockReads = stream.blockReads;
   return {
     policy: policy.name,
-    bound: policy.bound,
+    bound: policy.oracle === true,
     blockReads,
     hitBlocks,
     missedBlocks: blockReads - hitBlocks,

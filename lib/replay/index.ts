@@ -1,10 +1,8 @@
 /** Block-level replay of traces under eviction policies (`saga replay`). */
 export { ReplayStream } from './stream';
 export { HashInterner } from './intern';
-export type { EvictionPolicy, KeyControl, PolicyContext, PolicyRequest } from './policy';
-export { LruPolicy } from './lru';
-export { BeladyPolicy, nextReads } from './belady';
-export { registerPolicy, policySpec, policySpecs, parsePolicies, createPolicy, type PolicySpec } from './policies';
+export { ReplayBeladyEviction, nextReads } from './belady';
+export { createReplayPolicy, evictionPolicyDescription, evictionPolicyNames, isOracleEviction, parseEvictionPolicyList } from './policies';
 export { parseCapacity, resolveCapacity, describeCapacity, type CapacitySpec } from './capacity';
 export { replayPolicy, type PolicyOutcome, type EngineOptions } from './engine';
 export { runReplay, formatReplayTable, BOUND_NOTE, ORACLE, type ReplayReport, type PolicyResult, type ReplayOptions } from './run';

@@ -6,7 +6,7 @@ import type { Workload } from '../workloads/types';
 import type { BackendName } from '../native';
 import { type CapacitySpec, resolveCapacity } from './capacity';
 import { type PolicyOutcome, replayPolicy } from './engine';
-import { createPolicy, policySpec } from './policies';
+import { createReplayPolicy, isOracleEviction } from './policies';
 import { ReplayStream } from './stream';
 
 export const ORACLE = 'belady';
@@ -44,16 +44,15 @@ export const BOUND_NOTE =
   "belady is Bélády's MIN, the offline oracle that sees the whole future: an upper bound on any policy's hit rate, not a policy one can run";
 
 export function runReplay(workload: Workload, options: ReplayOptions): ReplayReport {
-  for (const name of options.policies) policySpec(name);
+  for (const name of options.policies) isOracleEviction(name); // throws ERR_SAGA_UNKNOWN_POLICY for an unknown name
   const stream = new ReplayStream(workload);
   const uniqueBlocks = stream.uniqueBlocks;
   const capacityBlocks = resolveCapacity(options.capacity, uniqueBlocks);
-  const context = { capacityBlocks, blockSize: workload.blockSize };
   const outcomes = new Map<string, PolicyOutcome>();
   const run = (name: string): PolicyOutcome => {
     let outcome = outcomes.get(name);
     if (outcome === undefined) {
-      const policy = createPolicy(name, context, stream);
+      const policy = createReplayPolicy(name, stream);
       outcome = replayPolicy(stream, policy, capacityBlocks, {
         ...(options.backend === undefined ? {} : { backend: options.backend }),
         ...(options.onProgress === undefined ? {} : { onProgress: (done: number, total: number) => options.onProgress?.(name, done, total) }),

@@ -221,6 +221,8 @@ export class Engine implements EngineView {
   private readonly holders: Int32Array;
   private readonly hashed: Uint8Array;
   private readonly cachedSince: Float64Array;
+  /** Releases so far (ReleaseInfo.sequence). */
+  private releases = 0;
 
   // The last prefix lookup of a waiting request, valid while no block was evicted or committed since.
   private hitIds = new Int32Array(1024);
@@ -650,9 +652,11 @@ export class Engine implements EngineView {
       call: req.call,
       engineId: this.id,
       nowS,
+      sequence: this.releases++,
       reason,
       count: n,
       positions,
+      ids,
       committed: (i: number) => hashed[ids[i]] === 1,
       blockHash: (position: number) => req.hashOf(position),
     };
