@@ -76,6 +76,9 @@ export interface ReleaseInfo {
   readonly sequence: number;
   /** `finish`: the call ended; `preempt`: it was preempted and will be recomputed. */
   readonly reason: 'finish' | 'preempt';
+  /** At `finish`: why the call stopped (`tool_use`, `end_turn`, ...) and the tool it invoked, where known. */
+  readonly stop?: string;
+  readonly toolKind?: string;
   /** Blocks released, tail first (deepest chain position first). */
   readonly count: number;
   /** Their chain positions (block index in the sequence), tail first. */
@@ -113,7 +116,17 @@ export interface EvictionPolicy {
 export type PolicyEvent =
   | { readonly type: 'call-arrive'; readonly call: CallInfo; readonly engineId: number; readonly nowS: number }
   | { readonly type: 'call-admit'; readonly call: CallInfo; readonly engineId: number; readonly cachedTokens: number; readonly nowS: number }
-  | { readonly type: 'call-finish'; readonly call: CallInfo; readonly engineId: number; readonly nowS: number; readonly lastCall: boolean };
+  | {
+      readonly type: 'call-finish';
+      readonly call: CallInfo;
+      readonly engineId: number;
+      readonly nowS: number;
+      /** The program ended with this call (the session closes). */
+      readonly lastCall: boolean;
+      /** Why the call stopped and the tool it invoked, where known (the call's output says so). */
+      readonly stop?: string;
+      readonly toolKind?: string;
+    };
 
 /** A named set of the three policies, run together. */
 export interface PolicyBundle {

@@ -147,6 +147,8 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
         nowS,
         sequence: i,
         reason: 'finish',
+        ...(call.stop === undefined ? {} : { stop: call.stop }),
+        ...(call.toolKind === undefined ? {} : { toolKind: call.toolKind }),
         count: n,
         positions: releasePositions.subarray(0, n),
         ids: releaseIds.subarray(0, n),
@@ -165,7 +167,15 @@ export function replayPolicy(stream: ReplayStream, policy: EvictionPolicy, capac
         cached -= got;
       }
     }
-    policy.observe?.({ type: 'call-finish', call: info, engineId: 0, nowS, lastCall: stream.callOf[i] === task.calls.length - 1 });
+    policy.observe?.({
+      type: 'call-finish',
+      call: info,
+      engineId: 0,
+      nowS,
+      lastCall: stream.callOf[i] === task.calls.length - 1,
+      ...(call.stop === undefined ? {} : { stop: call.stop }),
+      ...(call.toolKind === undefined ? {} : { toolKind: call.toolKind }),
+    });
     if (options.onProgress && ((i + 1) % every === 0 || i + 1 === total)) options.onProgress(i + 1, total);
   }
   const blockReads = stream.blockReads;

@@ -354,7 +354,16 @@ export class Cluster {
     });
     const task = this.workload.tasks[taskIndex];
     const last = callIndex + 1 >= task.calls.length;
-    this.bundle.observe?.({ type: 'call-finish', call: req.call, engineId: req.engineId, nowS, lastCall: last });
+    const spec = task.calls[callIndex];
+    this.bundle.observe?.({
+      type: 'call-finish',
+      call: req.call,
+      engineId: req.engineId,
+      nowS,
+      lastCall: last,
+      ...(spec.stop === undefined ? {} : { stop: spec.stop }),
+      ...(spec.toolKind === undefined ? {} : { toolKind: spec.toolKind }),
+    });
     if (!last) this.buffers[taskIndex] = req.blockIds;
     if (last) {
       record.endS = nowS;

@@ -55,6 +55,9 @@ export class Request implements RunningInfo {
   readonly promptHashes: BigUint64Array;
   readonly promptTokens: number;
   readonly outputTokens: number;
+  /** How the call ends (its output decides): stop reason and tool, where the workload says. */
+  readonly stop: string | undefined;
+  readonly toolKind: string | undefined;
   /** The task's next call, when its prompt extends this one's (its hashes name our output blocks). */
   private readonly continuation: Call | undefined;
   /** Queue priority (lower first) and arrival order (ties). */
@@ -87,6 +90,8 @@ export class Request implements RunningInfo {
     this.promptHashes = spec.blockHashes;
     this.promptTokens = Math.max(1, spec.promptTokens);
     this.outputTokens = Math.max(1, spec.outputTokens);
+    this.stop = spec.stop;
+    this.toolKind = spec.toolKind;
     this.numTokens = this.promptTokens;
     const blocks = Math.ceil((this.promptTokens + this.outputTokens) / blockSize);
     this.blockIds = buffer !== undefined && buffer.length >= blocks ? buffer : new Int32Array(blocks + (blocks >> 2));
@@ -654,6 +659,8 @@ export class Engine implements EngineView {
       nowS,
       sequence: this.releases++,
       reason,
+      ...(reason === 'finish' && req.stop !== undefined ? { stop: req.stop } : {}),
+      ...(reason === 'finish' && req.toolKind !== undefined ? { toolKind: req.toolKind } : {}),
       count: n,
       positions,
       ids,
