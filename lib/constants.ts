@@ -206,3 +206,29 @@ export function defaultTensorParallel(model: ModelPreset, gpu: GpuPreset): numbe
   }
   return TP_DEGREES[TP_DEGREES.length - 1];
 }
+
+/**
+ * The Agent Execution Graph's learning constants (lib/graph). Priors are what the graph predicts before
+ * it has seen a step; they are replaced as evidence arrives (docs/aeg.md).
+ * - Relative accuracy of the gap sketches: DDSketch's guarantee (Masson et al., VLDB 2019): every
+ *   quantile within 2% of the true value, in ~2 KB per sketch for gaps from milliseconds to hours.
+ * - MIN_EVIDENCE: a step state's own statistics are used once it has this many observed outcomes; below,
+ *   the graph backs off to a coarser state (same stop reason and tool, any call index; then the kind;
+ *   then every program). 8 keeps a Beta(1,1)-smoothed probability within ~0.15 of its value.
+ * - Prior gap: 10 s, the middle of the tool times of coding and browser agents (SWE-bench runs of tests and
+ *   shell commands take seconds to a minute, browser actions a few seconds: lib/workloads/generators/
+ *   parameters.ts cites the sources). Prior next-call probability 0.5, worth 2 observations (uninformed).
+ * - Prior reuse: the next call reads the whole previous context (chat-style agents append), worth 2
+ *   observations.
+ * - Shared prefixes are learned from the last SHARED_PREFIX_WINDOW first calls of a kind (median of their
+ *   common prefix with the one before).
+ */
+export const AEG = {
+  sketchRelativeAccuracy: 0.02,
+  minEvidence: 8,
+  priorGapS: 10,
+  priorNextCallProbability: 0.5,
+  priorReuseRatio: 1,
+  priorWeight: 2,
+  sharedPrefixWindow: 8,
+} as const;

@@ -21,6 +21,7 @@
  */
 import type { Task, Workload } from '../workloads/types';
 import type { EvictionPolicy, PolicyBundle, PolicyEvent, ReleaseInfo } from './types';
+import { composeBundle } from './bundle';
 import { FcfsQueue, SessionAffinityRouting } from './vllm';
 
 function lcp(a: BigUint64Array, b: BigUint64Array): number {
@@ -145,18 +146,12 @@ export class BeladyEviction implements EvictionPolicy {
 }
 
 export function createBeladyBundle(workload: Workload): PolicyBundle {
-  const eviction = new BeladyEviction(workload);
-  const routing = new SessionAffinityRouting();
-  return {
+  return composeBundle({
     name: 'belady',
     label: 'belady (bound)',
     oracle: true,
-    routing,
+    routing: new SessionAffinityRouting(),
     queue: new FcfsQueue(),
-    eviction,
-    observe: (event) => {
-      routing.observe(event);
-      eviction.observe(event);
-    },
-  };
+    eviction: new BeladyEviction(workload),
+  });
 }

@@ -7,10 +7,14 @@ import type { Workload } from '../workloads/types';
 import { BeladyEviction, createBeladyBundle } from './belady';
 import type { EvictionPolicy, PolicyBundle } from './types';
 import { createVllmBundle, LruEviction } from './vllm';
+import { createSagaEvictionBundle } from './saga';
+import { SagaEviction } from './saga_eviction';
 
 export * from './types';
 export { BeladyEviction, createBeladyBundle } from './belady';
 export { createVllmBundle, FcfsQueue, LruEviction, SessionAffinityRouting } from './vllm';
+export { createSagaEvictionBundle } from './saga';
+export { SagaEviction } from './saga_eviction';
 
 /** What a policy may be built from. Only an oracle reads the workload. */
 export interface PolicyContext {
@@ -34,6 +38,11 @@ const BUNDLES: Readonly<Record<string, BundleEntry>> = {
     oracle: true,
     create: (context) => createBeladyBundle(context.workload),
   },
+  'saga-eviction': {
+    description: "vllm with SAGA's eviction alone (ablation): next use predicted by the Agent Execution Graph",
+    oracle: false,
+    create: () => createSagaEvictionBundle(),
+  },
 };
 
 interface EvictionEntry {
@@ -47,6 +56,11 @@ const EVICTIONS: Readonly<Record<string, EvictionEntry>> = {
     description: "vLLM's eviction: least recently released first, a request's tail blocks before its head",
     oracle: false,
     create: () => new LruEviction(),
+  },
+  saga: {
+    description: "SAGA: next use predicted by the Agent Execution Graph, learned online (dead blocks first, then the farthest predicted use)",
+    oracle: false,
+    create: () => new SagaEviction(),
   },
   belady: {
     description: "Bélády's MIN, the oracle (evicts the farthest next use, the future in hand): a bound, not a runnable policy",

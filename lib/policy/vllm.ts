@@ -19,6 +19,7 @@
  *   every session of a tenant to the one engine holding the tenant's system prompt: on a 64-GPU run of
  *   the mixed workload that put three tenants on three engines and left 61 idle.
  */
+import { composeBundle } from './bundle';
 import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
 
 /** How many more live sessions than the least loaded engine an engine may have and still win on prefix. */
@@ -92,14 +93,5 @@ export class LruEviction implements EvictionPolicy {
 }
 
 export function createVllmBundle(): PolicyBundle {
-  const routing = new SessionAffinityRouting();
-  return {
-    name: 'vllm',
-    label: 'vllm',
-    oracle: false,
-    routing,
-    queue: new FcfsQueue(),
-    eviction: new LruEviction(),
-    observe: (event) => routing.observe(event),
-  };
+  return composeBundle({ name: 'vllm', routing: new SessionAffinityRouting(), queue: new FcfsQueue(), eviction: new LruEviction() });
 }

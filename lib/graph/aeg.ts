@@ -1,0 +1,191 @@
+/**
+ * The Agent Execution Graph (DESIGN.md, "The three mechanisms"): learned online from the events every
+ * policy sees, it predicts for a paused session when its next call comes and how much of its context
+ * that call will read, and for a kind's shared prefix how deep it is. docs/aeg.md has the model.
+ *
+ * A node (step state) is where a call's end leaves its session: the program's tenant and workflow kind,
+ * why the call stopped (`tool_use`, `end_turn`, ...), the tool it invoked, and its call index (log2
+ * buckets: agents behave differently early and late). Each node's StepStats count next calls and ends,
+ * sketch the gaps, and average the reuse. Nodes back off to coarser ones until they have evidence:
+ * tenant+kind+stop+tool+index -> kind+stop+tool+index -> kind+stop+tool -> kind+stop -> kind -> all.
+ * Every observation updates its whole chain, so a new tenant's programs start from what the kind taught.
+ *
+ * Causal by construction: it learns from an event when the event happens, and a prediction uses only
+ * what was learned before it. The end of a program is learned when its last call finishes (the session
+ * closes); the next call and its gap when that call arrives.
+ */
+import { AEG } from '../constants';
+import { StepStats } from './step_stats';
+
+/**
+ * What the graph reads of a call. lib/policy's ObservedCall has these fields (the graph sits below the
+ * policies and knows nothing else of them).
+ */
+export interface ObservedCall {
+  readonly session: number;
+  readonly tenant: string;
+  readonly kind: string;
+  readonly callIndex: number;
+  readonly blockHashes: BigUint64Array;
+}
+
+/** The events the graph learns from (lib/policy's PolicyEvent is one of these shapes). */
+export interface GraphEvent {
+  readonly type: string;
+  readonly call: ObservedCall;
+  readonly nowS: number;
+  /** call-finish: the program ended with this call; why it stopped; the tool it invoked. */
+  readonly lastCall?: boolean;
+  readonly stop?: string;
+  readonly toolKind?: string;
+}
+
+/** How far along its program a call is: 0, 1, 2-3, 4-7, 8-15, 16+. */
+export function callIndexBucket(callIndex: number): number {
+  return callIndex <= 0 ? 0 : Math.min(5, 1 + Math.floor(Math.log2(callIndex)));
+}
+
+/** Leading blocks two prompts share. */
+export function commonPrefixBlocks(a: BigUint64Array, b: BigUint64Array): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+/** A step state: its chain of StepStats, finest first. */
+export type Step = readonly StepStats[];
+
+export interface Prediction {
+  /** Probability that the session makes another call (given it has not yet, if it has been away). */
+  readonly nextCallProbability: number;
+  /** Median seconds until that call, from now; undefined when it has been away longer than any gap seen. */
+  readonly remainingGapS: number | undefined;
+  /** Share of the previous prompt's blocks the next call reads again (1 = all of it). */
+  readonly reuseRatio: number;
+}
+
+interface SessionState {
+  step: Step;
+  finishS: number;
+  /** The finished call's prompt hashes (a copy: callers may reuse their buffers). */
+  hashes: BigUint64Array;
+}
+
+export class AgentExecutionGraph {
+  private readonly nodes = new Map<string, StepStats>();
+  private readonly sessions = new Map<number, SessionState>();
+  /** Per tenant+kind: the last first prompt, and the recent common prefixes of first prompts. */
+  private readonly firstPrompts = new Map<string, { last: BigUint64Array; shared: number[] }>();
+
+  observe(event: GraphEvent): void {
+    if (event.type === 'call-arrive') this.arrive(event.call, event.nowS);
+    else if (event.type === 'call-finish') this.finish(event.call, event.nowS, event.lastCall === true, event.stop, event.toolKind);
+  }
+
+  /** The step a call ending now with `stop`/`toolKind` leaves its session in. */
+  stepOf(call: ObservedCall, stop: string | undefined, toolKind: string | undefined): Step {
+    const k = call.kind;
+    const s = stop ?? '?';
+    const t = toolKind ?? '?';
+    const b = callIndexBucket(call.callIndex);
+    return [
+      this.node(`${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000${b}`),
+      this.node(`*\u0000${k}\u0000${s}\u0000${t}\u0000${b}`),
+      this.node(`*\u0000${k}\u0000${s}\u0000${t}`),
+      this.node(`*\u0000${k}\u0000${s}`),
+      this.node(`*\u0000${k}`),
+      this.node('*'),
+    ];
+  }
+
+  /** What follows `step`, for a session away `elapsedS` seconds already (0 at the call's end). */
+  predict(step: Step, elapsedS = 0): Prediction {
+    const outcome = finest(step, (s) => s.evidence);
+    const w = AEG.priorWeight;
+    const p0 = outcome === undefined ? AEG.priorNextCallProbability : (outcome.continued + w * AEG.priorNextCallProbability) / (outcome.evidence + w);
+    const gapStats = finest(step, (s) => s.gaps.count);
+    let remainingGapS: number | undefined;
+    let stillAway = 1; // P(gap > elapsed | a next call comes)
+    if (gapStats === undefined) {
+      remainingGapS = Math.max(0, AEG.priorGapS - elapsedS) || AEG.priorGapS;
+    } else {
+      remainingGapS = gapStats.gaps.remainingMedian(elapsedS);
+      if (elapsedS > 0) stillAway = 1 - gapStats.gaps.cdf(elapsedS);
+    }
+    // Bayes: having waited `elapsed` without a call makes a call less likely.
+    const p = elapsedS > 0 ? (p0 * stillAway) / (p0 * stillAway + (1 - p0)) : p0;
+    const reuse = finest(step, (s) => s.reuseCount);
+    const reuseRatio = reuse === undefined ? AEG.priorReuseRatio : (reuse.reuseSum + w * AEG.priorReuseRatio) / (reuse.reuseCount + w);
+    return { nextCallProbability: remainingGapS === undefined ? 0 : p, remainingGapS, reuseRatio };
+  }
+
+  /** The prediction for a paused session at `nowS`; undefined for a session not paused (or unknown). */
+  predictSession(session: number, nowS: number): Prediction | undefined {
+    const state = this.sessions.get(session);
+    return state === undefined ? undefined : this.predict(state.step, nowS - state.finishS);
+  }
+
+  /** Leading blocks the programs of a tenant's kind share (a system prompt, a tool schema): learned. */
+  sharedPrefixBlocks(tenant: string, kind: string): number {
+    const entry = this.firstPrompts.get(`${tenant}\u0000${kind}`);
+    if (entry === undefined || entry.shared.length === 0) return 0;
+    const sorted = [...entry.shared].sort((a, b) => a - b);
+    return sorted[(sorted.length - 1) >> 1];
+  }
+
+  /** Step states with any evidence (for reports and tests). */
+  get nodeCount(): number {
+    return this.nodes.size;
+  }
+
+  private node(key: string): StepStats {
+    let stats = this.nodes.get(key);
+    if (stats === undefined) {
+      stats = new StepStats();
+      this.nodes.set(key, stats);
+    }
+    return stats;
+  }
+
+  private arrive(call: ObservedCall, nowS: number): void {
+    const state = this.sessions.get(call.session);
+    if (state !== undefined) {
+      const reuse = state.hashes.length === 0 ? 1 : commonPrefixBlocks(state.hashes, call.blockHashes) / state.hashes.length;
+      const gap = Math.max(0, nowS - state.finishS);
+      for (const stats of state.step) stats.recordNextCall(gap, reuse);
+      this.sessions.delete(call.session);
+    }
+    if (call.callIndex === 0) this.learnSharedPrefix(call);
+  }
+
+  private finish(call: ObservedCall, nowS: number, lastCall: boolean, stop: string | undefined, toolKind: string | undefined): void {
+    const step = this.stepOf(call, stop, toolKind);
+    if (lastCall) {
+      for (const stats of step) stats.recordEnd();
+      this.sessions.delete(call.session);
+      return;
+    }
+    this.sessions.set(call.session, { step, finishS: nowS, hashes: call.blockHashes.slice() });
+  }
+
+  private learnSharedPrefix(call: ObservedCall): void {
+    const key = `${call.tenant}\u0000${call.kind}`;
+    const entry = this.firstPrompts.get(key);
+    const hashes = call.blockHashes.slice();
+    if (entry === undefined) {
+      this.firstPrompts.set(key, { last: hashes, shared: [] });
+      return;
+    }
+    entry.shared.push(commonPrefixBlocks(entry.last, hashes));
+    if (entry.shared.length > AEG.sharedPrefixWindow) entry.shared.shift();
+    entry.last = hashes;
+  }
+}
+
+/** The finest stats in the chain with enough evidence by `measure`, else the coarsest with any. */
+function finest(step: Step, measure: (s: StepStats) => number): StepStats | undefined {
+  for (const stats of step) if (measure(stats) >= AEG.minEvidence) return stats;
+  for (let i = step.length - 1; i >= 0; i--) if (measure(step[i]) > 0) return step[i];
+  return undefined;
+}
