@@ -58,8 +58,19 @@ export interface RunningInfo {
 
 export interface QueuePolicy {
   readonly name: string;
-  /** A waiting call's priority in its engine's queue: lower goes first; ties go in arrival order. */
+  /**
+   * A waiting call's priority in its engine's queue: lower goes first; ties go by `tieBreak` (when the
+   * policy has one), then in arrival order.
+   */
   priority(call: CallInfo, nowS: number): number;
+  /** Optional second key among equal priorities (lower first), before arrival order. */
+  tieBreak?(call: CallInfo, nowS: number): number;
+  /**
+   * True when priorities change while calls wait (attained service, fair-share counters): the engine
+   * then recomputes the priority (and tieBreak) of every waiting call before each admission it
+   * considers. False or absent: a call's priority is computed once, when it is queued (FCFS).
+   */
+  readonly dynamic?: boolean;
   /** When KV blocks run out: the index in `running` (admission order) of the request to preempt. */
   preemptionVictim(running: readonly RunningInfo[], nowS: number): number;
 }

@@ -9,7 +9,8 @@
  *    blocks run out the queue policy's victim (vllm: the newest running request) is preempted: its blocks
  *    are released (they stay cached, keyed by the eviction policy) and it goes back to the waiting queue
  *    to be recomputed from scratch;
- * 2. if nothing was preempted, waiting requests in the queue policy's order: the longest cached prefix
+ * 2. if nothing was preempted, waiting requests in the queue policy's order (a `dynamic` policy's
+ *    priorities are recomputed before each admission; others' once, at enqueue): the longest cached prefix
  *    of the prompt is looked up (a fully cached prompt still recomputes its last token), the hits are
  *    acquired, blocks for the rest of the chunk allocated; the first that does not fit (blocks, budget,
  *    sequence limit) stops admission.
@@ -60,8 +61,9 @@ export class Request implements RunningInfo {
   readonly toolKind: string | undefined;
   /** The task's next call, when its prompt extends this one's (its hashes name our output blocks). */
   private readonly continuation: Call | undefined;
-  /** Queue priority (lower first) and arrival order (ties). */
+  /** Queue priority (lower first), the policy's tie-break (0 without one) and arrival order (ties). */
   priority = 0;
+  tieBreak = 0;
   readonly order: number;
   /** Tokens of the sequence (prompt + generated) and how many of them have KV computed. */
   numTokens: number;
@@ -125,7 +127,29 @@ class WaitingQueue {
   }
 
   private less(a: Request, b: Request): boolean {
-    return a.priority < b.priority || (a.priority === b.priority && a.order < b.order);
+    return a.priority < b.priority || (a.priority === b.priority && (a.tieBreak < b.tieBreak || (a.tieBreak === b.tieBreak && a.order < b.order)));
+  }
+
+  /** Recomputes every waiting request's keys with `update` and restores the heap (O(n)). */
+  reprioritize(update: (r: Request) => void): void {
+    const items = this.items;
+    for (let i = 0; i < items.length; i++) update(items[i]);
+    for (let i = (items.length >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
+
+  private siftDown(start: number): void {
+    const items = this.items;
+    let i = start;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < items.length && this.less(items[l], items[m])) m = l;
+      if (r < items.length && this.less(items[r], items[m])) m = r;
+      if (m === i) break;
+      [items[i], items[m]] = [items[m], items[i]];
+      i = m;
+    }
   }
 
   push(r: Request): void {
@@ -204,6 +228,8 @@ export class Engine implements EngineView {
   readonly config: EngineConfig;
   readonly cost: CostModel;
   private readonly queue: QueuePolicy;
+  /** The queue policy's priorities change while calls wait: recompute them before each admission. */
+  private readonly dynamicQueue: boolean;
   private readonly eviction: EvictionPolicy;
   private readonly hooks: EngineHooks;
   private readonly bs: number;
@@ -270,6 +296,7 @@ export class Engine implements EngineView {
     this.config = config;
     this.cost = cost;
     this.queue = queue;
+    this.dynamicQueue = queue.dynamic === true;
     this.eviction = eviction;
     this.hooks = hooks;
     this.bs = config.blockSize;
@@ -309,6 +336,7 @@ export class Engine implements EngineView {
   enqueue(req: Request, nowS: number): void {
     req.engineId = this.id;
     req.priority = this.queue.priority(req.call, nowS);
+    if (this.queue.tieBreak !== undefined) req.tieBreak = this.queue.tieBreak(req.call, nowS);
     this.waiting.push(req);
     if (this.stepKind === STEP_NONE) this.startStep(nowS);
     else if (this.stepKind === STEP_BULK) this.interrupt(nowS);
@@ -359,7 +387,7 @@ export class Engine implements EngineView {
       return;
     }
     this.version++;
-    const m = this.bulkDecodeIterations();
+    const m = this.bulkDecodeIterations(nowS);
     if (m > 0) {
       let context = 0;
       for (const r of this.running) context += r.numTokens;
@@ -401,7 +429,7 @@ export class Engine implements EngineView {
    * Decode iterations that can run as one step now (0: plan a single iteration): every running request
    * decoding, the queue's head unable to start before a request finishes, and enough blocks for all.
    */
-  private bulkDecodeIterations(): number {
+  private bulkDecodeIterations(nowS: number): number {
     const running = this.running;
     if (running.length === 0) return 0;
     const one = this.config.bulkDecode === false;
@@ -411,7 +439,7 @@ export class Engine implements EngineView {
       const left = r.outputTokens - r.generated;
       if (left < remaining) remaining = left;
     }
-    if (this.waiting.size > 0 && this.admissionPossible()) return 0;
+    if (this.waiting.size > 0 && this.admissionPossible(nowS)) return 0;
     if (one) remaining = 1;
     this.readCounts();
     const available = this.counts[0] + this.counts[1];
@@ -438,10 +466,11 @@ export class Engine implements EngineView {
   }
 
   /** Could the queue's head be admitted at the next iteration (all running requests decoding)? */
-  private admissionPossible(): boolean {
+  private admissionPossible(nowS: number): boolean {
     if (this.running.length >= this.config.maxNumSeqs) return false;
     const budget = this.config.maxNumBatchedTokens - this.running.length;
     if (budget <= 0) return false;
+    if (this.dynamicQueue) this.refreshPriorities(nowS);
     const head = this.waiting.peek() as Request;
     this.readCounts();
     const available = this.counts[0] + this.counts[1];
@@ -547,6 +576,7 @@ export class Engine implements EngineView {
     }
     if (!preempted) {
       while (this.waiting.size > 0 && budget > 0 && running.length < this.config.maxNumSeqs) {
+        if (this.dynamicQueue) this.refreshPriorities(nowS); // the last admission may have changed them
         const req = this.waiting.peek() as Request;
         const hit = this.lookupHits(req);
         const evictableHits = this.evictableAmong(hit);
@@ -575,6 +605,16 @@ export class Engine implements EngineView {
       if (s + c === r.numTokens) shape.sampled++;
     }
     return shape;
+  }
+
+  /** A dynamic queue policy's current priorities for every waiting request. */
+  private refreshPriorities(nowS: number): void {
+    const queue = this.queue;
+    const withTie = queue.tieBreak !== undefined;
+    this.waiting.reprioritize((r) => {
+      r.priority = queue.priority(r.call, nowS);
+      if (withTie) r.tieBreak = (queue.tieBreak as (call: CallInfo, nowS: number) => number)(r.call, nowS);
+    });
   }
 
   /** Takes `hit` cached blocks (ids in hitIds) for a request being admitted. */
