@@ -177,17 +177,7 @@ class WaitingQueue {
     const last = items.pop() as Request;
     if (items.length > 0) {
       items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < items.length && this.less(items[l], items[m])) m = l;
-        if (r < items.length && this.less(items[r], items[m])) m = r;
-        if (m === i) break;
-        [items[i], items[m]] = [items[m], items[i]];
-        i = m;
-      }
+      this.siftDown(0);
     }
     return top;
   }
