@@ -18,9 +18,10 @@
  *   the caller's BigUint64Array buffer (little-endian: [lo, hi]); the view is cached per buffer;
  * - the hash index is open addressing with linear probing over a power-of-two table at most half full
  *   (sized for every block plus one fitting batch, as native), backward-shift deletion, 16-byte slots
- *   [lo, hi, id, -] in one Uint32Array like native's {u64, i32}; a batch reserves its hashes in the index
- *   (id -2) while it is validated; a batch bound to fail (larger than free + cached) is validated
- *   without reserving;
+ *   [lo, hi, id, -] in one Uint32Array like native's {u64, i32}; allocate reserves each hash in the index
+ *   (id -2) with one probe while it validates, remembers the slot and fills in the id there unless
+ *   evictions ran in between (then it probes again), as native; a batch bound to fail (larger than
+ *   free + cached) is validated without reserving;
  * - FIFO free queue as a ring buffer;
  * - the eviction order per tier, ascending key, then deeper position, then lower id, kept in two
  *   structures merged when read: an in-order intrusive list (blocks that became evictable at or after
@@ -172,6 +173,8 @@ export class TsBlockPool {
   private readonly tiers: Tiered[];
   private frontier: Int32Array; // select's scratch: heap indices, a binary min-heap by entry order
   private scratch: Int32Array;
+  private reservedSlots = new Int32Array(64); // allocate: the index slot reserved for each element's hash
+  private probeSlot = 0; // the slot findOrReserve reserved
 
   // Hash index: slot s at [4s, 4s + 4) = [lo, hi, id, unused]; hash 0 (lo = hi = 0) marks an empty slot.
   private readonly slots: Uint32Array;
@@ -260,6 +263,25 @@ export class TsBlockPool {
       const shi = s[b + 1];
       if (slo === lo && shi === hi) return this.slotIds[b + 2];
       if ((slo | shi) === 0) return NO_BLOCK;
+    }
+  }
+
+  /** One probe: the id if present (nothing changes), else reserves (id PENDING_BLOCK) the empty slot ending the probe and returns NO_BLOCK; the slot is left in probeSlot. */
+  private findOrReserve(lo: number, hi: number): number {
+    const s = this.slots;
+    const mask = this.mask;
+    for (let i = lo & mask; ; i = (i + 1) & mask) {
+      const b = i << 2;
+      const slo = s[b];
+      const shi = s[b + 1];
+      if (slo === lo && shi === hi) return this.slotIds[b + 2];
+      if ((slo | shi) === 0) {
+        s[b] = lo;
+        s[b + 1] = hi;
+        this.slotIds[b + 2] = PENDING_BLOCK;
+        this.probeSlot = i;
+        return NO_BLOCK;
+      }
     }
   }
 
@@ -742,20 +764,18 @@ export class TsBlockPool {
     }
   }
 
-  /** Reserves hashes[i] in the index (DuplicateHash if present or repeated); hash 0 is skipped. */
+  /** Reserves hashes[i] in the index with one probe (DuplicateHash if present or repeated), its slot in reservedSlots[i]; hash 0 is skipped. */
   private reserve(v: Uint32Array, base: number, i: number): void {
     const lo = v[base + 2 * i];
     const hi = v[base + 2 * i + 1];
     if ((lo | hi) === 0) return;
-    const found = this.find(lo, hi);
-    if (found !== NO_BLOCK) {
-      this.unreserve(v, base, i);
-      fail(
-        'ERR_SAGA_DUPLICATE_HASH',
-        `hash[${i}] is ${found === PENDING_BLOCK ? 'repeated within the batch' : `already cached in block ${found}`}`,
-      );
+    const found = this.findOrReserve(lo, hi);
+    if (found === NO_BLOCK) {
+      this.reservedSlots[i] = this.probeSlot;
+      return;
     }
-    this.put(lo, hi, PENDING_BLOCK);
+    this.unreserve(v, base, i);
+    fail('ERR_SAGA_DUPLICATE_HASH', `hash[${i}] is ${found === PENDING_BLOCK ? 'repeated within the batch' : `already cached in block ${found}`}`);
   }
 
   // ---- operations (KvCache's signatures) ----------------------------------------------------------
@@ -808,6 +828,7 @@ export class TsBlockPool {
       }
       fail('ERR_SAGA_OUT_OF_BLOCKS', `allocate needs ${n} device blocks; ${this.freeCount} free and ${this.cachedCount} cached`);
     }
+    if (this.reservedSlots.length < n) this.reservedSlots = new Int32Array(Math.max(n, this.reservedSlots.length * 2));
     for (let i = 0; i < n; i++) {
       if (sessions[i] < NO_SESSION) {
         this.unreserve(v, base, i);
@@ -819,9 +840,12 @@ export class TsBlockPool {
       }
       this.reserve(v, base, i);
     }
+    // Evictions erase index entries and may shift the reserved ones: then each is found again (native's rule).
+    const slotsHeld = this.freeCount >= n;
     this.makeRoom(n);
     const pu = this.pu;
     const pi = this.pi;
+    const reserved = this.reservedSlots;
     for (let i = 0; i < n; i++) {
       const id = this.popFree();
       const lo = v[base + 2 * i];
@@ -829,7 +853,10 @@ export class TsBlockPool {
       const p = id * P_WORDS;
       pu[p + P_HASH_LO] = lo;
       pu[p + P_HASH_HI] = hi;
-      if ((lo | hi) !== 0) this.put(lo, hi, id);
+      if ((lo | hi) !== 0) {
+        if (slotsHeld) this.slotIds[(reserved[i] << 2) + 2] = id;
+        else this.put(lo, hi, id);
+      }
       pi[p + P_REFCOUNT] = 1;
       pi[p + P_STATE] = REFERENCED;
       pi[p + P_SESSION] = sessions[i];

@@ -14,7 +14,9 @@ namespace {
 
 std::string at(size_t i) { return "[" + std::to_string(i) + "]"; }
 
-double normalizeKey(double key) { return key + 0.0; }  // -0.0 + 0.0 == +0.0; keeps orders bitwise-equal
+double normalizeKey(double key) { return key + 0.0; }
+
+constexpr BlockId kPendingBlock = -2;  // index value of a hash reserved by an allocate still validating  // -0.0 + 0.0 == +0.0; keeps orders bitwise-equal
 
 }  // namespace
 
@@ -165,27 +167,50 @@ void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, con
                          BlockId* outIds) {
   constexpr size_t kAhead = 32;  // index slots requested ahead of the probe, as in lookup
   for (size_t i = 0; i < n && i < kAhead; ++i) index_.prefetch(hashes[i]);
-  batchHashes_.begin(n);
-  for (size_t i = 0; i < n; ++i) {
-    if (i + kAhead < n) index_.prefetch(hashes[i + kAhead]);
-    if (sessions[i] < kNoSession) fail(ErrorCode::BadArgument, "sessions" + at(i) + " must be >= -1");
-    if (positions[i] < 0) fail(ErrorCode::BadArgument, "positions" + at(i) + " must be >= 0");
-    if (hashes[i] != kNoHash) checkNewHash(i, hashes[i]);
-  }
-  if (n > static_cast<size_t>(counts_.deviceFree + counts_.deviceCached)) {
+  const bool fits = n <= static_cast<size_t>(counts_.deviceFree + counts_.deviceCached);
+  if (!fits) {
+    // Bound to fail: the first element's error if any (found without touching the index), else OutOfBlocks.
+    batchHashes_.begin(n);
+    for (size_t i = 0; i < n; ++i) {
+      if (sessions[i] < kNoSession) fail(ErrorCode::BadArgument, "sessions" + at(i) + " must be >= -1");
+      if (positions[i] < 0) fail(ErrorCode::BadArgument, "positions" + at(i) + " must be >= 0");
+      if (hashes[i] != kNoHash) checkNewHash(i, hashes[i]);
+    }
     fail(ErrorCode::OutOfBlocks, "allocate needs " + std::to_string(n) + " device blocks; " +
                                      std::to_string(counts_.deviceFree) + " free and " +
                                      std::to_string(counts_.deviceCached) + " cached (evictable)");
   }
+  // One index probe per hashed block: each is reserved (id kPendingBlock) as it is validated, so a
+  // repeat later in the batch finds it; on an error the reservations so far are erased. The index
+  // holds at most blockCount entries plus this batch (n <= blockCount), under half its slots.
+  reservedSlots_.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) index_.prefetch(hashes[i + kAhead]);
+    const char* bad = sessions[i] < kNoSession ? "sessions" : positions[i] < 0 ? "positions" : nullptr;
+    BlockId found = kNoBlock;
+    if (bad == nullptr && hashes[i] != kNoHash) found = index_.findOrReserve(hashes[i], kPendingBlock, &reservedSlots_[i]);
+    if (bad == nullptr && found == kNoBlock) continue;
+    for (size_t j = 0; j < i; ++j) {
+      if (hashes[j] != kNoHash) index_.erase(hashes[j]);
+    }
+    if (bad != nullptr) fail(ErrorCode::BadArgument, bad + at(i) + (bad[0] == 's' ? " must be >= -1" : " must be >= 0"));
+    if (found == kPendingBlock) fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is repeated within the batch");
+    fail(ErrorCode::DuplicateHash, "hash" + at(i) + " is already cached in block " + std::to_string(found));
+  }
+  // Evictions erase index entries and may shift the reserved ones: then each is found again.
+  const bool slotsHeld = static_cast<size_t>(counts_.deviceFree) >= n;
   makeRoom(Tier::Device, n);
   for (size_t i = 0; i < n; ++i) {
     BlockId id = popFree(Tier::Device);
-    blocks_[id].hash = hashes[i];
-    if (hashes[i] != kNoHash) index_.put(hashes[i], id);
-    blocks_[id].refcount = 1;
-    blocks_[id].state = static_cast<uint8_t>(BlockState::Referenced);
-    blocks_[id].session = sessions[i];
-    blocks_[id].position = positions[i];
+    Block& b = blocks_[id];
+    b.hash = hashes[i];
+    if (hashes[i] != kNoHash) {
+      if (slotsHeld) index_.setAt(reservedSlots_[i], id); else index_.put(hashes[i], id);
+    }
+    b.refcount = 1;
+    b.state = static_cast<uint8_t>(BlockState::Referenced);
+    b.session = sessions[i];
+    b.position = positions[i];
     backend_.order->assign(id, sessions[i], positions[i], 0.0);
     outIds[i] = id;
   }

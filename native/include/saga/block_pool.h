@@ -164,6 +164,7 @@ class BlockPool {
   std::vector<int32_t> scratchRows_, scratchCols_;
   std::vector<double> keyScratch_;
   BatchHashSet batchHashes_;
+  std::vector<size_t> reservedSlots_;  // allocate: the index slot reserved for each element's hash
 };
 
 }  // namespace saga

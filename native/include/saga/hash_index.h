@@ -33,6 +33,24 @@ class HashIndex {
   // Hints the cache line of `hash`'s home slot, so a batch of lookups overlaps its memory misses.
   void prefetch(BlockHash hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
 
+  // One probe for a hash that is to be inserted: if `hash` is present, returns its id and changes
+  // nothing; else writes (hash, pending) into the empty slot that ends the probe, stores that slot's
+  // position in *slot and returns kNoBlock. The slot is finished with setAt(slot, id) while nothing
+  // was erased in between (backward-shift deletion moves entries), else with put.
+  BlockId findOrReserve(BlockHash hash, BlockId pending, size_t* slot) {
+    for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
+      Slot& s = slots_[i];
+      if (s.hash == hash) return s.id;
+      if (s.hash == kNoHash) {
+        s.hash = hash;
+        s.id = pending;
+        *slot = i;
+        return kNoBlock;
+      }
+    }
+  }
+  void setAt(size_t slot, BlockId id) { slots_[slot].id = id; }
+
   // Inserts or overwrites.
   void put(BlockHash hash, BlockId id) {
     for (size_t i = hash & mask_;; i = (i + 1) & mask_) {
