@@ -400,7 +400,7 @@ describe('saga replay (main)', () => {
   it('an unknown policy', async () => {
     const e = await failure(['replay', '--trace', path.join(FIXTURES, 'mini.mooncake.jsonl'), '--policies', 'lru,magic']);
     expect(e.code).toBe('ERR_SAGA_UNKNOWN_POLICY');
-    expect(e.message).toMatch(/'magic'.*lru, belady/);
+    expect(e.message).toMatch(/'magic'.*known: .*lru.*belady/);
   });
 
   it('a capacity of zero, given or rounded', async () => {

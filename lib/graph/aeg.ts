@@ -116,7 +116,7 @@ export class AgentExecutionGraph {
     // Bayes: having waited `elapsed` without a call makes a call less likely.
     const p = elapsedS > 0 ? (p0 * stillAway) / (p0 * stillAway + (1 - p0)) : p0;
     const reuse = finest(step, (s) => s.reuseCount);
-    const reuseRatio = reuse === undefined ? AEG.priorReuseRatio : (reuse.reuseSum + w * AEG.priorReuseRatio) / (reuse.reuseCount + w);
+    const reuseRatio = reuse === undefined ? AEG.priorReuseRatio : reuse.typicalReuse();
     return { nextCallProbability: remainingGapS === undefined ? 0 : p, remainingGapS, reuseRatio };
   }
 

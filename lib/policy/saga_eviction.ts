@@ -23,6 +23,7 @@
  * hole. Causal: every key comes from what the graph learned from past events.
  */
 import { AgentExecutionGraph, type Prediction } from '../graph/aeg';
+import { FULL_REUSE } from '../graph/step_stats';
 import type { KvCache } from '../kv/kv_cache';
 import type { EvictionPolicy, PolicyEvent, ReleaseInfo } from './types';
 
@@ -76,7 +77,7 @@ export class SagaEviction implements EvictionPolicy {
     const prediction = this.graph.predict(this.graph.stepOf(call, info.stop, info.toolKind));
     const shared = this.graph.sharedPrefixBlocks(call.tenant, call.kind);
     const promptBlocks = call.blockHashes.length;
-    const reuse = prediction.reuseRatio >= 0.999 ? Infinity : Math.ceil(prediction.reuseRatio * promptBlocks);
+    const reuse = prediction.reuseRatio >= FULL_REUSE ? Infinity : Math.ceil(prediction.reuseRatio * promptBlocks);
     const live = liveKey(now, prediction);
     const dead = now - DEAD_S;
     for (let i = 0; i < info.count; i++) {
