@@ -5,6 +5,8 @@
 import { SagaError } from '../errors';
 import type { Workload } from '../workloads/types';
 import { BeladyEviction, createBeladyBundle } from './belady';
+import { ContinuumEviction, createContinuumBundle } from './continuum';
+import { KvflowEviction, createKvflowBundle } from './kvflow';
 import type { EvictionPolicy, PolicyBundle } from './types';
 import { createVllmBundle, LruEviction } from './vllm';
 import { createSagaEvictionBundle } from './saga';
@@ -12,6 +14,8 @@ import { SagaEviction } from './saga_eviction';
 
 export * from './types';
 export { BeladyEviction, createBeladyBundle } from './belady';
+export { ContinuumEviction, ContinuumQueue, createContinuumBundle } from './continuum';
+export { KvflowEviction, createKvflowBundle } from './kvflow';
 export { createVllmBundle, FcfsQueue, LruEviction, SessionAffinityRouting } from './vllm';
 export { createSagaEvictionBundle } from './saga';
 export { SagaEviction } from './saga_eviction';
@@ -37,6 +41,16 @@ const BUNDLES: Readonly<Record<string, BundleEntry>> = {
     description: "Bélády's MIN with the future in hand (evict the farthest next use): a bound, not a runnable policy",
     oracle: true,
     create: (context) => createBeladyBundle(context.workload),
+  },
+  continuum: {
+    description: 'Continuum (arXiv 2511.02230): KV pinned across tool calls for a TTL from the tool-duration CDF, then LRU; program-level FCFS',
+    oracle: false,
+    create: () => createContinuumBundle(),
+  },
+  kvflow: {
+    description: 'KVFlow (arXiv 2507.07400): evict the largest steps-to-execution first (Agent Step Graph learned online); FCFS, session affinity',
+    oracle: false,
+    create: () => createKvflowBundle(),
   },
   'saga-eviction': {
     description: "vllm with SAGA's eviction alone (ablation): next use predicted by the Agent Execution Graph",
@@ -66,6 +80,16 @@ const EVICTIONS: Readonly<Record<string, EvictionEntry>> = {
     description: "Bélády's MIN, the oracle (evicts the farthest next use, the future in hand): a bound, not a runnable policy",
     oracle: true,
     create: (context) => new BeladyEviction(context.workload),
+  },
+  continuum: {
+    description: 'Continuum (arXiv 2511.02230): KV pinned across tool calls for a TTL from the tool-duration CDF, then LRU',
+    oracle: false,
+    create: () => new ContinuumEviction(),
+  },
+  kvflow: {
+    description: 'KVFlow (arXiv 2507.07400): evict the largest steps-to-execution first (Agent Step Graph learned online)',
+    oracle: false,
+    create: () => new KvflowEviction(),
   },
 };
 
