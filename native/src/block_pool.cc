@@ -76,9 +76,18 @@ void BlockPool::dropCached(BlockId id) {
 }
 
 void BlockPool::dropAll(const BlockId* ids, size_t n) {
-  // The victims' index slots are scattered: request them all before the first erase needs one.
-  for (size_t i = 0; i < n; ++i) index_.prefetch(blocks_[ids[i]].hash);
-  for (size_t i = 0; i < n; ++i) dropCached(ids[i]);
+  // The blocks' index slots and order records are scattered: each is requested kAhead blocks before
+  // its erase needs it, so the misses of a batch overlap.
+  constexpr size_t kAhead = 16;
+  auto request = [&](size_t i) {
+    index_.prefetchForErase(blocks_[ids[i]].hash);
+    backend_.order->prefetch(ids[i]);
+  };
+  for (size_t i = 0; i < n && i < kAhead; ++i) request(i);
+  for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) request(i + kAhead);
+    dropCached(ids[i]);
+  }
 }
 
 void BlockPool::makeRoom(Tier tier, size_t n) {
@@ -127,9 +136,13 @@ template <typename PerElement>
 void BlockPool::checkEach(const BlockId* ids, size_t n, PerElement perElement) {
   // Per element: its own checks, then BadArgument if its id came earlier in the batch. Marks are
   // cleared on the way out, error or not.
+  // The records of scattered ids (victims) are requested kAhead elements before they are checked.
+  constexpr size_t kAhead = 16;
   size_t marked = 0;
   try {
+    for (size_t i = 0; i < n && i < kAhead; ++i) prefetchBlock(ids[i]);
     for (size_t i = 0; i < n; ++i) {
+      if (i + kAhead < n) prefetchBlock(ids[i + kAhead]);
       perElement(i);
       if (blocks_[ids[i]].mark != 0) fail(ErrorCode::BadArgument, "block " + std::to_string(ids[i]) + " appears twice in the batch" + at(i));
       blocks_[ids[i]].mark = 1;
@@ -200,7 +213,19 @@ void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, con
   // Evictions erase index entries and may shift the reserved ones: then each is found again.
   const bool slotsHeld = static_cast<size_t>(counts_.deviceFree) >= n;
   makeRoom(Tier::Device, n);
+  // The free queue says which blocks come next: their records (scattered when they are recent
+  // victims) are requested kRecordsAhead blocks before they are written.
+  constexpr size_t kRecordsAhead = 16;
+  const FreeQueue& q = freeQueues_[static_cast<int>(Tier::Device)];
+  auto request = [&](size_t i) {
+    size_t at = q.head + i;
+    BlockId id = q.ring[at >= q.ring.size() ? at - q.ring.size() : at];
+    __builtin_prefetch(&blocks_[id], 1);
+    backend_.order->prefetch(id);
+  };
+  for (size_t i = 0; i < n && i < kRecordsAhead; ++i) request(i);
   for (size_t i = 0; i < n; ++i) {
+    if (i + kRecordsAhead < n) request(kRecordsAhead);  // the head has advanced by i
     BlockId id = popFree(Tier::Device);
     Block& b = blocks_[id];
     b.hash = hashes[i];

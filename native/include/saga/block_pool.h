@@ -126,6 +126,9 @@ class BlockPool {
   void makeRoom(Tier tier, size_t n);     // evicts victims until `n` blocks are free in `tier`
   void moveBlocks(const BlockId* from, const BlockId* to, size_t n);  // across tiers, to[] popped already
   void checkKnown(BlockId id) const;      // in range and not free
+  void prefetchBlock(BlockId id) const {  // a hint; ids out of range are skipped (validation reports them)
+    if (id >= 0 && id < blockCount()) __builtin_prefetch(&blocks_[id]);
+  }
   void checkKey(double key) const;
   // keys with -0.0 made +0.0 (so both backends order them alike): keys itself unless one is -0.0.
   const double* normalizedKeys(const double* keys, size_t n);

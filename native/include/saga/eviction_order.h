@@ -41,6 +41,9 @@ class EvictionOrder {
 
   // Every block's key (0 for free blocks), for snapshots and differential tests.
   virtual void exportKeys(double* out) = 0;
+
+  // A hint that `id` is about to be touched (the pool requests a batch's records ahead of use).
+  virtual void prefetch(BlockId /*id*/) const {}
 };
 
 }  // namespace saga

@@ -32,6 +32,12 @@ class HashIndex {
 
   // Hints the cache line of `hash`'s home slot, so a batch of lookups overlaps its memory misses.
   void prefetch(BlockHash hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+  // For an erase: the home slot's line and the next slot's (the backward shift reads past the entry;
+  // with four slots a line, one home slot in four is the last of its line).
+  void prefetchForErase(BlockHash hash) const {
+    __builtin_prefetch(&slots_[hash & mask_], 1);
+    __builtin_prefetch(&slots_[(hash + 1) & mask_], 1);
+  }
 
   // One probe for a hash that is to be inserted: if `hash` is present, returns its id and changes
   // nothing; else writes (hash, pending) into the empty slot that ends the probe, stores that slot's
