@@ -232,3 +232,15 @@ export const AEG = {
   priorWeight: 2,
   sharedPrefixWindow: 8,
 } as const;
+
+/**
+ * Routing constants (lib/policy's routing policies and the simulator's stealing ticks).
+ * - stealIntervalS: how often idle engines look for work to steal. Cluster routers poll engine load on
+ *   this order: SGLang's router and vLLM's production stack refresh load every few hundred ms.
+ * - newSessionSlack: a new session may go to an engine homing at most this many more live sessions than
+ *   the least loaded (the load bound of session-affinity routing; see lib/policy/vllm.ts).
+ */
+export const ROUTING = {
+  stealIntervalS: 0.5,
+  newSessionSlack: 1,
+} as const;

@@ -60,6 +60,7 @@ function run(name: string, tasks: TaskRecord[], engines: EngineRecord[], makespa
     makespanS,
     callsFinished: tasks.length,
     events: 0,
+    steals: 0,
     policy: { name, label: oracle ? `${name} (bound)` : name, oracle },
     spec: resolveClusterSpec({ gpus: 1 }),
   };

@@ -1,13 +1,34 @@
 /**
- * SAGA's bundles: the three mechanisms together (`saga`) and each alone on top of the vllm baseline,
- * for the ablation. This file grows as the mechanisms land.
+ * SAGA's bundles: the three mechanisms together (`saga`) and each of the first two alone on top of the
+ * vllm baseline, for the ablation (the third alone is `afs`, lib/policy/afs.ts).
+ * - eviction: AEG-predicted next use (./saga_eviction.ts);
+ * - routing: session affinity with work stealing (./saga_routing.ts);
+ * - queue: Agent Fair Share (./afs.ts), charging decode at the call's finish so that nothing reads an
+ *   output length before the output exists.
  */
+import { AfsQueue } from './afs';
 import { composeBundle } from './bundle';
 import { SagaEviction } from './saga_eviction';
+import { AffinityStealingRouting } from './saga_routing';
 import type { PolicyBundle } from './types';
-import { FcfsQueue, SessionAffinityRouting } from './vllm';
+import { FcfsQueue, LruEviction, SessionAffinityRouting } from './vllm';
 
-/** vllm with SAGA's eviction alone: AEG-predicted next use instead of LRU. */
+/** vllm with SAGA's eviction alone. */
 export function createSagaEvictionBundle(): PolicyBundle {
   return composeBundle({ name: 'saga-eviction', routing: new SessionAffinityRouting(), queue: new FcfsQueue(), eviction: new SagaEviction() });
+}
+
+/** vllm with SAGA's routing alone. */
+export function createSagaRoutingBundle(): PolicyBundle {
+  return composeBundle({ name: 'saga-routing', routing: new AffinityStealingRouting(), queue: new FcfsQueue(), eviction: new LruEviction() });
+}
+
+/** All three mechanisms. */
+export function createSagaBundle(): PolicyBundle {
+  return composeBundle({
+    name: 'saga',
+    routing: new AffinityStealingRouting(),
+    queue: new AfsQueue({ decodeCharge: 'finish' }),
+    eviction: new SagaEviction(),
+  });
 }

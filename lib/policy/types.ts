@@ -35,18 +35,45 @@ export interface CallInfo {
 /** What a routing policy may ask of an engine. */
 export interface EngineView {
   readonly id: number;
+  /** Tokens per KV block. */
+  readonly blockSize: number;
   /** Calls on the engine: running plus waiting. */
   outstandingCalls(): number;
   /** Prompt tokens of the calls still waiting to be admitted. */
   queuedTokens(): number;
   /** How many leading blocks of `hashes` the engine's KV cache holds (no state changes). */
   cachedPrefixBlocks(hashes: BigUint64Array): number;
+  /** Calls waiting for admission here (in no particular order). */
+  waitingCalls(): readonly WaitingInfo[];
+  /** KV blocks not held by a running call (free or cached and evictable). */
+  freeBlocks(): number;
+  /** The engine's cost model: seconds to prefill `promptTokens` of which `cachedTokens` are cached. */
+  prefillEstimateS(promptTokens: number, cachedTokens: number): number;
+}
+
+/** A call waiting in an engine's queue. */
+export interface WaitingInfo {
+  readonly call: CallInfo;
+  /** Seconds when it joined this engine's queue. */
+  readonly enqueuedS: number;
+}
+
+/** A routing policy's decision to move a waiting call to another engine. */
+export interface Steal {
+  /** The engine whose queue holds the call, and the call. */
+  readonly from: number;
+  readonly call: CallInfo;
 }
 
 export interface RoutingPolicy {
   readonly name: string;
   /** The id of the engine `call` goes to. */
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number;
+  /**
+   * Work stealing, optional: asked now and then (every STEAL_INTERVAL_S of simulated time while calls
+   * wait) for each engine with an empty queue, whether it should take a call waiting elsewhere.
+   */
+  steal?(thief: EngineView, engines: readonly EngineView[], nowS: number): Steal | undefined;
 }
 
 /** A running request as a queue policy sees it (in the engine's admission order). */

@@ -19,11 +19,12 @@
  *   every session of a tenant to the one engine holding the tenant's system prompt: on a 64-GPU run of
  *   the mixed workload that put three tenants on three engines and left 61 idle.
  */
+import { ROUTING } from '../constants';
 import { composeBundle } from './bundle';
 import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
 
 /** How many more live sessions than the least loaded engine an engine may have and still win on prefix. */
-export const ROUTING_SLACK_SESSIONS = 1;
+export const ROUTING_SLACK_SESSIONS = ROUTING.newSessionSlack;
 
 export class SessionAffinityRouting implements RoutingPolicy {
   readonly name = 'session-affinity';
@@ -60,6 +61,21 @@ export class SessionAffinityRouting implements RoutingPolicy {
     this.home.set(call.session, best);
     this.sessions[best]++;
     return best;
+  }
+
+  /** The session's home engine, if it has one. */
+  homeOf(session: number): number | undefined {
+    return this.home.get(session);
+  }
+
+  /** Moves a live session's home (its KV went with a moved call). */
+  moveHome(session: number, engineId: number): void {
+    const from = this.home.get(session);
+    if (from === undefined || from === engineId) return;
+    this.sessions[from]--;
+    while (this.sessions.length <= engineId) this.sessions.push(0);
+    this.sessions[engineId]++;
+    this.home.set(session, engineId);
   }
 
   /** A session ends with its last call: it no longer counts on its home engine. */

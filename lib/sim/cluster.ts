@@ -10,6 +10,7 @@
  * its task's next call is posted. Engines interrupt a bulk decode run when a call arrives, so arrivals
  * are never delayed by bulk stepping.
  */
+import { ROUTING } from '../constants';
 import { SagaError } from '../errors';
 import { KvCache } from '../kv/kv_cache';
 import type { BackendName } from '../native';
@@ -73,6 +74,8 @@ export interface ClusterResult {
   readonly callsFinished: number;
   /** Events processed (arrivals and step ends, stale ones included). */
   readonly events: number;
+  /** Calls moved by work stealing. */
+  readonly steals: number;
 }
 
 export interface ClusterOptions {
@@ -84,6 +87,7 @@ export interface ClusterOptions {
 
 const EV_CALL = 0;
 const EV_STEP = 1;
+const EV_STEAL = 2;
 
 /** A binary min-heap of events keyed by (time, posting order). */
 class EventQueue {
@@ -201,6 +205,8 @@ export class Cluster {
   private tasksFinished = 0;
   private lastFinishS = 0;
   private eventCount = 0;
+  private stealTicking = false;
+  private steals = 0;
 
   constructor(workload: Workload, config: ClusterConfig, bundle: PolicyBundle, options: ClusterOptions = {}) {
     this.workload = workload;
@@ -280,7 +286,8 @@ export class Cluster {
         this.events.pop(ev);
         const now = ev[0];
         if (ev[1] === EV_CALL) this.arrive(ev[2], ev[3], now);
-        else this.engines[ev[2]].stepEnded(now, ev[3]);
+        else if (ev[1] === EV_STEP) this.engines[ev[2]].stepEnded(now, ev[3]);
+        else this.stealTick(now);
       }
       if (this.options.onProgress !== undefined && this.tasksFinished !== reported && this.tasksFinished % progressEvery === 0) {
         reported = this.tasksFinished;
@@ -299,6 +306,7 @@ export class Cluster {
       makespanS: this.lastFinishS,
       callsFinished: this.callsFinished,
       events: this.eventCount,
+      steals: this.steals,
     };
   }
 
@@ -324,6 +332,37 @@ export class Cluster {
     }
     this.bundle.observe?.({ type: 'call-arrive', call, engineId, nowS });
     this.engines[engineId].enqueue(req, nowS);
+    if (this.bundle.routing.steal !== undefined && !this.stealTicking) {
+      this.stealTicking = true;
+      this.events.push(nowS + ROUTING.stealIntervalS, EV_STEAL, 0, 0);
+    }
+  }
+
+  /**
+   * Work stealing: every engine with an empty queue may take a call waiting elsewhere, as the routing
+   * policy decides. Ticks run while calls are outstanding anywhere, and stop when the cluster drains.
+   */
+  private stealTick(nowS: number): void {
+    const steal = this.bundle.routing.steal;
+    if (steal === undefined) return;
+    let outstanding = 0;
+    for (const engine of this.engines) outstanding += engine.outstandingCalls();
+    if (outstanding === 0) {
+      this.stealTicking = false;
+      return;
+    }
+    for (const thief of this.engines) {
+      if (thief.waitingCalls().length > 0) continue;
+      const choice = steal.call(this.bundle.routing, thief, this.engines, nowS);
+      if (choice === undefined) continue;
+      const from = this.engines[choice.from];
+      if (from === undefined || from === thief) throw new SagaError(`routing policy ${this.bundle.routing.name} stole from engine ${String(choice.from)}`, 'ERR_SAGA_INTERNAL');
+      const req = from.takeWaiting(choice.call);
+      if (req === undefined) throw new SagaError(`routing policy ${this.bundle.routing.name} stole a call not waiting on engine ${choice.from}`, 'ERR_SAGA_INTERNAL');
+      this.steals++;
+      thief.enqueue(req, nowS);
+    }
+    this.events.push(nowS + ROUTING.stealIntervalS, EV_STEAL, 0, 0);
   }
 
   private onFinish(req: Request, nowS: number): void {

@@ -30,7 +30,7 @@
  */
 import { SagaError } from '../errors';
 import type { KvCache } from '../kv/kv_cache';
-import type { CallInfo, EngineView, EvictionPolicy, QueuePolicy, ReleaseInfo, RunningInfo } from '../policy/types';
+import type { CallInfo, EngineView, EvictionPolicy, QueuePolicy, ReleaseInfo, RunningInfo, WaitingInfo } from '../policy/types';
 import { fmix64 } from '../workloads/hashing';
 import type { Call, Task } from '../workloads/types';
 import { CostModel, type BatchShape } from './cost_model';
@@ -81,8 +81,9 @@ export class Request implements RunningInfo {
   firstTokenS = NaN;
   finishS = NaN;
   preemptions = 0;
-  /** Engine it was routed to. */
+  /** Engine it was routed to, and when it joined that engine's queue (again, after a preemption or a steal). */
   engineId = -1;
+  enqueuedS = 0;
 
   /** `buffer`: block-id storage to reuse (a finished call's of the same task), if it is large enough. */
   constructor(call: CallInfo, task: Task, order: number, blockSize: number, buffer?: Int32Array) {
@@ -167,6 +168,25 @@ class WaitingQueue {
 
   peek(): Request | undefined {
     return this.items[0];
+  }
+
+  /** The waiting requests, in heap order (not admission order). */
+  list(): readonly Request[] {
+    return this.items;
+  }
+
+  /** Takes `r` out of the queue (O(n): stealing is rare next to admission). Returns whether it was there. */
+  remove(r: Request): boolean {
+    const items = this.items;
+    const i = items.indexOf(r);
+    if (i < 0) return false;
+    this.tokens -= r.numTokens;
+    const last = items.pop() as Request;
+    if (i < items.length) {
+      items[i] = last;
+      for (let j = (items.length >> 1) - 1; j >= 0; j--) this.siftDown(j);
+    }
+    return true;
   }
 
   pop(): Request | undefined {
@@ -310,6 +330,34 @@ export class Engine implements EngineView {
     return this.kv.lookup(hashes, this.ids1(hashes.length));
   }
 
+  get blockSize(): number {
+    return this.bs;
+  }
+
+  waitingCalls(): readonly WaitingInfo[] {
+    return this.waiting.list();
+  }
+
+  freeBlocks(): number {
+    this.readCounts();
+    return this.kv.deviceCapacity - this.counts[2];
+  }
+
+  prefillEstimateS(promptTokens: number, cachedTokens: number): number {
+    return this.cost.prefillS(promptTokens, cachedTokens, this.config.maxNumBatchedTokens);
+  }
+
+  /** Takes a waiting call off this engine (to move it elsewhere); undefined when it is not waiting here. */
+  takeWaiting(call: CallInfo): Request | undefined {
+    for (const r of this.waiting.list()) {
+      if (r.call === call) {
+        this.waiting.remove(r);
+        return r;
+      }
+    }
+    return undefined;
+  }
+
   get idle(): boolean {
     return this.stepKind === STEP_NONE;
   }
@@ -325,6 +373,7 @@ export class Engine implements EngineView {
   /** A request routed here at `nowS`. */
   enqueue(req: Request, nowS: number): void {
     req.engineId = this.id;
+    req.enqueuedS = nowS;
     req.priority = this.queue.priority(req.call, nowS);
     if (this.queue.tieBreak !== undefined) req.tieBreak = this.queue.tieBreak(req.call, nowS);
     this.waiting.push(req);

@@ -1,0 +1,96 @@
+/**
+ * `saga` routing: session-affinity batching with work stealing (DESIGN.md, mechanism 2).
+ *
+ * - Affinity: a session's calls go to its home engine, where its KV lives; a new session goes, among the
+ *   engines within ROUTING.newSessionSlack live sessions of the least loaded, to the one caching the
+ *   longest prefix of its prompt (so calls sharing a system prompt or tool schema batch on one engine),
+ *   as vllm's routing does (lib/policy/vllm.ts).
+ * - The home moves by the stealing test: a returning call whose home has calls waiting goes instead to
+ *   an engine that can admit it at once when the queueing delay it saves exceeds the cost of recomputing
+ *   the part of its context that only the home caches.
+ * - Stealing: every ROUTING.stealIntervalS, an engine with an empty queue and room for the call takes the
+ *   waiting call elsewhere that gains most: the delay saved (a call that has waited w in a queue that is
+ *   not moving expects to wait about w more) minus the recompute cost (prefill on the thief with what it
+ *   caches, minus prefill at home with what the home caches, from the engine's cost model). A stolen
+ *   call's session is homed on the thief from then on (its KV is built there).
+ *
+ * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
+ * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of
+ * live sessions grows only by returning sessions; queued calls never sit while an engine able to admit
+ * them is idle for longer than the recompute cost of moving them (plus one stealing interval).
+ */
+import type { CallInfo, EngineView, RoutingPolicy, Steal } from './types';
+import { SessionAffinityRouting } from './vllm';
+import type { PolicyEvent } from './types';
+
+export class AffinityStealingRouting implements RoutingPolicy {
+  readonly name = 'saga-routing';
+  private readonly affinity = new SessionAffinityRouting();
+
+  route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
+    const home = this.affinity.route(call, engines, nowS);
+    const homeEngine = engines[home];
+    const waitS = queueDelayS(homeEngine, nowS);
+    if (waitS <= 0) return home;
+    // The same test as stealing, at arrival: move home if an engine that can take the call now saves more
+    // queueing delay than the recompute the move costs.
+    const homeCost = costAt(homeEngine, call);
+    let best = home;
+    let bestGain = 0;
+    for (const engine of engines) {
+      if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call)) continue;
+      const gain = waitS - (costAt(engine, call) - homeCost);
+      if (gain > bestGain) {
+        best = engine.id;
+        bestGain = gain;
+      }
+    }
+    if (best !== home) this.affinity.moveHome(call.session, best);
+    return best;
+  }
+
+  steal(thief: EngineView, engines: readonly EngineView[], nowS: number): Steal | undefined {
+    let best: Steal | undefined;
+    let bestGain = 0;
+    const room = thief.freeBlocks();
+    for (const victim of engines) {
+      if (victim === thief) continue;
+      const waiting = victim.waitingCalls();
+      if (waiting.length === 0) continue;
+      // The victim's longest-waiting call: the one whose wait says most about the queue not moving.
+      let oldest = waiting[0];
+      for (const w of waiting) if (w.enqueuedS < oldest.enqueuedS || (w.enqueuedS === oldest.enqueuedS && w.call.arrivalS < oldest.call.arrivalS)) oldest = w;
+      const waitedS = nowS - oldest.enqueuedS;
+      if (waitedS <= bestGain || blocksFor(thief, oldest.call) > room) continue;
+      const gain = waitedS - (costAt(thief, oldest.call) - costAt(victim, oldest.call));
+      if (gain > bestGain) {
+        best = { from: victim.id, call: oldest.call };
+        bestGain = gain;
+      }
+    }
+    if (best !== undefined) this.affinity.moveHome(best.call.session, thief.id);
+    return best;
+  }
+
+  observe(event: PolicyEvent): void {
+    this.affinity.observe(event);
+  }
+}
+
+/** How long a call joining `engine`'s queue now should expect to wait: as long as its oldest waiter has. */
+function queueDelayS(engine: EngineView, nowS: number): number {
+  let oldest = Infinity;
+  for (const w of engine.waitingCalls()) if (w.enqueuedS < oldest) oldest = w.enqueuedS;
+  return oldest === Infinity ? 0 : nowS - oldest;
+}
+
+/** Prefill seconds of `call` on `engine`, given what that engine caches of its prompt. */
+function costAt(engine: EngineView, call: CallInfo): number {
+  const cached = call.blockHashes.length === 0 ? 0 : engine.cachedPrefixBlocks(call.blockHashes) * engine.blockSize;
+  return engine.prefillEstimateS(call.promptTokens, Math.min(cached, call.promptTokens));
+}
+
+/** KV blocks the call's prompt and first output token need. */
+function blocksFor(engine: EngineView, call: CallInfo): number {
+  return Math.ceil((call.promptTokens + 1) / engine.blockSize);
+}
