@@ -4,6 +4,8 @@
  */
 import { SagaError } from '../errors';
 import type { Workload } from '../workloads/types';
+import { createAfsBundle } from './afs';
+import { createAutellixBundle } from './autellix';
 import { BeladyEviction, createBeladyBundle } from './belady';
 import { ContinuumEviction, createContinuumBundle } from './continuum';
 import { KvflowEviction, createKvflowBundle } from './kvflow';
@@ -13,6 +15,8 @@ import { createSagaEvictionBundle } from './saga';
 import { SagaEviction } from './saga_eviction';
 
 export * from './types';
+export { AfsQueue, createAfsBundle } from './afs';
+export { createAutellixBundle, LocalityAwareRouting, PlasQueue } from './autellix';
 export { BeladyEviction, createBeladyBundle } from './belady';
 export { ContinuumEviction, ContinuumQueue, createContinuumBundle } from './continuum';
 export { KvflowEviction, createKvflowBundle } from './kvflow';
@@ -56,6 +60,16 @@ const BUNDLES: Readonly<Record<string, BundleEntry>> = {
     description: "vllm with SAGA's eviction alone (ablation): next use predicted by the Agent Execution Graph",
     oracle: false,
     create: () => createSagaEvictionBundle(),
+  },
+  afs: {
+    description: 'vllm with Agent Fair Share queueing alone (ablation): per-tenant virtual token counters, least attained service within a tenant',
+    oracle: false,
+    create: () => createAfsBundle(),
+  },
+  autellix: {
+    description: 'Autellix (arXiv 2502.13965): program-level least attained service in discretised queues with anti-starvation, locality-aware load balancing, LRU',
+    oracle: false,
+    create: () => createAutellixBundle(),
   },
 };
 
