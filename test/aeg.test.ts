@@ -1,0 +1,186 @@
+/**
+ * The Agent Execution Graph (lib/graph) and the saga eviction built on it: what is learned from events,
+ * the cold-start prior and its replacement by evidence, backoff, conditional remaining gaps, shared
+ * prefixes, and the keys saga gives (dead blocks below live ones, sooner returns above later ones,
+ * overdue sessions re-keyed).
+ */
+import { describe, expect, it } from 'vitest';
+import { AEG } from '../lib/constants';
+import { AgentExecutionGraph, GapDistribution, callIndexBucket, commonPrefixBlocks } from '../lib/graph';
+import { KvCache, Tier } from '../lib/kv/kv_cache';
+import { SagaEviction } from '../lib/policy/saga_eviction';
+import type { CallInfo, ReleaseInfo } from '../lib/policy/types';
+
+function call(session: number, callIndex: number, hashes: number[], kind = 'agent', tenant = 't'): CallInfo {
+  return {
+    taskIndex: session,
+    callIndex,
+    session,
+    tenant,
+    kind,
+    arrivalS: 0,
+    promptTokens: hashes.length * 16,
+    outputTokens: 10,
+    blockHashes: BigUint64Array.from(hashes.map(BigInt)),
+  };
+}
+
+/** Sessions that each make `calls` calls ending in tool_use with `gap` seconds between, then end. */
+function teach(graph: { observe: AgentExecutionGraph['observe'] }, sessions: number, calls: number, gapS: number, stop = 'tool_use', start = 0): number {
+  let t = start;
+  for (let s = 0; s < sessions; s++) {
+    const session = 1000 + s + start;
+    for (let c = 0; c < calls; c++) {
+      const hashes = Array.from({ length: 4 + c }, (_, i) => session * 100 + i + 1);
+      const info = call(session, c, hashes);
+      graph.observe({ type: 'call-arrive', call: info, nowS: t });
+      t += 1;
+      graph.observe({ type: 'call-finish', call: info, nowS: t, lastCall: c === calls - 1, stop: c === calls - 1 ? 'end_turn' : stop });
+      t += gapS;
+    }
+  }
+  return t;
+}
+
+describe('the Agent Execution Graph', () => {
+  it('predicts from the prior before any evidence', () => {
+    const g = new AgentExecutionGraph();
+    const p = g.predict(g.stepOf(call(1, 0, [1, 2]), 'tool_use', undefined));
+    expect(p.nextCallProbability).toBe(AEG.priorNextCallProbability);
+    expect(p.remainingGapS).toBe(AEG.priorGapS);
+    expect(p.reuseRatio).toBe(AEG.priorReuseRatio);
+  });
+
+  it('replaces the prior with evidence: gaps, next-call probability, program ends', () => {
+    const g = new AgentExecutionGraph();
+    teach(g, 20, 5, 30);
+    const tool = g.predict(g.stepOf(call(1, 2, [1]), 'tool_use', undefined));
+    expect(tool.remainingGapS).toBeGreaterThan(29 * (1 - AEG.sketchRelativeAccuracy));
+    expect(tool.remainingGapS).toBeLessThan(31 * (1 + AEG.sketchRelativeAccuracy));
+    expect(tool.nextCallProbability).toBeGreaterThan(0.95);
+    expect(tool.reuseRatio).toBe(1);
+    const end = g.predict(g.stepOf(call(1, 4, [1]), 'end_turn', undefined));
+    expect(end.nextCallProbability).toBeLessThan(0.1);
+  });
+
+  it('backs off to coarser states: a new tenant starts from what its kind taught', () => {
+    const g = new AgentExecutionGraph();
+    teach(g, 20, 5, 30);
+    const other = g.predict(g.stepOf(call(1, 2, [1], 'agent', 'new-tenant'), 'tool_use', undefined));
+    expect(other.remainingGapS).toBeGreaterThan(25);
+  });
+
+  it('a session away longer than its predicted gap becomes less likely to return, and later', () => {
+    const g = new AgentExecutionGraph();
+    const gaps = new GapDistribution();
+    for (let i = 1; i <= 100; i++) gaps.add(i);
+    expect(gaps.remainingMedian(0)).toBeCloseTo(50, -1);
+    expect(gaps.remainingMedian(80)).toBeLessThan(20);
+    expect(gaps.remainingMedian(200)).toBeUndefined();
+    expect(gaps.cdf(50)).toBeGreaterThan(0.4);
+    expect(gaps.cdf(50)).toBeLessThan(0.6);
+    teach(g, 20, 5, 30);
+    const info = call(7, 0, [1, 2, 3]);
+    g.observe({ type: 'call-arrive', call: info, nowS: 10_000 });
+    g.observe({ type: 'call-finish', call: info, nowS: 10_001, lastCall: false, stop: 'tool_use' });
+    const fresh = g.predictSession(7, 10_001);
+    const late = g.predictSession(7, 10_001 + 31);
+    expect(fresh?.nextCallProbability).toBeGreaterThan(late?.nextCallProbability ?? 1);
+    expect(g.predictSession(7, 10_001 + 1e6)?.nextCallProbability).toBe(0);
+  });
+
+  it('learns reuse depth from how much of the previous prompt the next call reads', () => {
+    const g = new AgentExecutionGraph();
+    let t = 0;
+    for (let s = 0; s < 20; s++) {
+      // Browser-like: every next call keeps the first 2 of 8 blocks and replaces the rest.
+      for (let c = 0; c < 3; c++) {
+        const hashes = [1, 2, ...Array.from({ length: 6 }, (_, i) => s * 1000 + c * 10 + i + 3)];
+        const info = call(s, c, hashes);
+        g.observe({ type: 'call-arrive', call: info, nowS: t++ });
+        g.observe({ type: 'call-finish', call: info, nowS: t++, lastCall: c === 2, stop: 'tool_use' });
+      }
+    }
+    const p = g.predict(g.stepOf(call(99, 1, [1]), 'tool_use', undefined));
+    expect(p.reuseRatio).toBeCloseTo(2 / 8, 5);
+    // Shared prefix of first prompts across sessions: the two leading blocks.
+    expect(g.sharedPrefixBlocks('t', 'agent')).toBe(2);
+  });
+
+  it('buckets call indices and measures common prefixes', () => {
+    expect([0, 1, 2, 3, 4, 7, 8, 100].map(callIndexBucket)).toEqual([0, 1, 2, 2, 3, 3, 4, 5]);
+    expect(commonPrefixBlocks(BigUint64Array.from([1n, 2n, 3n]), BigUint64Array.from([1n, 2n, 4n]))).toBe(2);
+  });
+});
+
+function release(c: CallInfo, nowS: number, stop: string, ids: Int32Array): ReleaseInfo {
+  const n = ids.length;
+  const positions = Int32Array.from({ length: n }, (_, i) => n - 1 - i);
+  return {
+    call: c,
+    engineId: 0,
+    nowS,
+    sequence: 0,
+    reason: 'finish',
+    stop,
+    count: n,
+    positions,
+    ids,
+    committed: () => true,
+    blockHash: (p: number) => c.blockHashes[p],
+  };
+}
+
+describe('saga eviction', () => {
+  it('keys a soon-returning session above a late one, and an ended program below both', () => {
+    const policy = new SagaEviction();
+    const t = teach(policy, 20, 6, 30);
+    // Teach a second step state with long gaps: call index 0 sessions that wait 600 s.
+    const out = new Float64Array(4);
+    const soon = release(call(1, 3, [11, 12, 13, 14]), t, 'tool_use', Int32Array.from([3, 2, 1, 0]));
+    policy.releaseKeys(soon, out);
+    const soonKey = out[0];
+    const ended = release(call(2, 5, [21, 22, 23, 24]), t, 'end_turn', Int32Array.from([7, 6, 5, 4]));
+    policy.releaseKeys(ended, out);
+    const endedKey = out[0];
+    expect(endedKey).toBeLessThan(soonKey);
+    expect(soonKey).toBeLessThan(-t); // -(now + a gap): a use predicted in the future
+    expect(soonKey).toBeGreaterThan(-(t + 60));
+  });
+
+  it('re-keys a program at once when it ends, and an overdue session as it ages (batched setSessionKeys)', () => {
+    const policy = new SagaEviction();
+    const t0 = teach(policy, 20, 6, 30);
+    const cache = new KvCache({ deviceCapacity: 64, backend: 'cpu' });
+    policy.attach(0, cache);
+    const sessions = [1, 2];
+    const ids = new Int32Array(8);
+    cache.allocate(BigUint64Array.from([11n, 12n, 13n, 14n, 21n, 22n, 23n, 24n]), Int32Array.from([1, 1, 1, 1, 2, 2, 2, 2]), Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3]), ids);
+    const out = new Float64Array(4);
+    for (const s of sessions) {
+      const c = call(s, 3, [s * 10 + 1, s * 10 + 2, s * 10 + 3, s * 10 + 4]);
+      const own = Int32Array.from(ids.subarray((s - 1) * 4, s * 4)).reverse();
+      policy.releaseKeys(release(c, t0, 'tool_use', own), out);
+      cache.release(own, out);
+      policy.observe({ type: 'call-finish', call: c, engineId: 0, nowS: t0, lastCall: false, stop: 'tool_use' });
+    }
+    // Session 2's program ends (its session closes): all its blocks go to the front of the eviction order.
+    // Its last call re-reads its blocks and ends in a tool call (a truncated program): keys are live at
+    // release, and the session's close re-keys them dead.
+    const c2 = call(2, 4, [21, 22, 23, 24]);
+    const own2 = Int32Array.from(ids.subarray(4, 8)).reverse();
+    policy.observe({ type: 'call-arrive', call: c2, engineId: 0, nowS: t0 + 5 });
+    cache.acquire(own2);
+    policy.releaseKeys(release(c2, t0 + 6, 'tool_use', own2), out);
+    cache.release(own2, out);
+    expect(out[0]).toBeGreaterThan(-1e9);
+    policy.observe({ type: 'call-finish', call: c2, engineId: 0, nowS: t0 + 6, lastCall: true, stop: 'tool_use' });
+    const victims = new Int32Array(8);
+    expect(cache.victims(Tier.Device, victims)).toBe(8);
+    const keyOf = (id: number) => cache.snapshot().key[id];
+    expect(keyOf(ids[4])).toBeLessThan(keyOf(ids[0]));
+    // Session 1 overdue: after far more than any gap seen, an event re-predicts it dead.
+    policy.observe({ type: 'call-arrive', call: call(50, 0, [99]), engineId: 0, nowS: t0 + 1e7 });
+    expect(keyOf(ids[0])).toBeLessThan(-1e9);
+  });
+});
