@@ -201,6 +201,7 @@ describe('afs', () => {
     }
     const running = calls.map((call) => ({ call, admittedS: 0 }));
     expect(q.preemptionVictim(running, 1)).toBe(2);
+    expect(new AfsQueue({ victim: 'newest' }).preemptionVictim(running, 1)).toBe(3);
   });
 });
 

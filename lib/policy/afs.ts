@@ -31,7 +31,9 @@
  *   Projected slowdown = (elapsed + remaining) / (elapsed - time its calls waited in queues + remaining).
  *   The boost is bounded, so the bound survives it (plus the boost). No predictor: nothing is urgent.
  * - Preemption victim: the running call whose tenant has the largest counter on the engine, then whose
- *   program has the most attained service; newest on ties.
+ *   program has the most attained service; newest on ties. `victim: 'newest'` keeps vLLM's choice (the
+ *   last admitted), which recomputes least: on memory-bound runs the most-attained choice preempts the
+ *   longest contexts and recomputes them (measured in docs/fairness.md).
  */
 import { DEFAULT_SLO } from '../metrics/metrics';
 import { composeBundle } from './bundle';
@@ -53,6 +55,8 @@ export interface AfsOptions {
   readonly urgentAt?: number;
   /** Virtual service (tokens) an urgent program's calls move ahead by (default 16384). */
   readonly urgencyBoostTokens?: number;
+  /** Preemption victim: most attained service (default) or vLLM's newest running call. */
+  readonly victim?: 'most-attained' | 'newest';
 }
 
 export const AFS_DEFAULT_URGENT_AT = 0.75;
@@ -112,6 +116,7 @@ export class AfsQueue implements QueuePolicy {
   private readonly slo: number;
   private readonly urgentAt: number;
   readonly urgencyBoostTokens: number;
+  private readonly victimNewest: boolean;
   private readonly ledgers: Ledger[] = [];
   /** Engine of each task's current call. */
   private readonly engineOf = new Map<number, number>();
@@ -139,6 +144,7 @@ export class AfsQueue implements QueuePolicy {
     this.slo = options.sloSlowdown ?? DEFAULT_SLO;
     this.urgentAt = options.urgentAt ?? AFS_DEFAULT_URGENT_AT;
     this.urgencyBoostTokens = options.urgencyBoostTokens ?? AFS_DEFAULT_URGENCY_BOOST_TOKENS;
+    this.victimNewest = options.victim === 'newest';
   }
 
   /** Plugs in (or removes) the predictor of a program's remaining work (seconds). */
@@ -165,6 +171,7 @@ export class AfsQueue implements QueuePolicy {
 
   preemptionVictim(running: readonly RunningInfo[], _nowS: number): number {
     let best = running.length - 1;
+    if (this.victimNewest) return best;
     let bestV = -Infinity;
     let bestAttained = -Infinity;
     for (let i = 0; i < running.length; i++) {
