@@ -11,10 +11,11 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GPUS, MODELS } from './constants';
 import { badArgument } from './errors';
-import { computeMetrics, DEFAULT_SLO, type PolicyMetrics } from './metrics/metrics';
-import { buildReport, createProgress, renderTable } from './metrics/report';
+import { DEFAULT_SLO } from './metrics/metrics';
+import { createProgress, renderTable } from './metrics/report';
+import { runSimulation } from './metrics/run';
 import { parsePolicyList, policyNames } from './policy/index';
-import { isolatedTaskTimes, resolveClusterSpec, resolveWorkload, simulate, type SimulationResult } from './sim/simulate';
+import { resolveClusterSpec } from './sim/simulate';
 
 function info(json: boolean): void {
   const native = nativeBackend();
@@ -90,47 +91,16 @@ function simulateCommand(opts: SimulateCliOptions): void {
     if (opts.json.trim() === '' || !fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw badArgument(`--json ${opts.json}: no directory ${dir} to write it in`);
   }
 
-  const generated = ['swebench', 'webarena', 'mixed'].includes(opts.workload);
-  const workload = resolveWorkload(opts.workload, generated ? { tasks, ratePerS, seed } : { tasks });
-  const spec = resolveClusterSpec({ model: opts.model, gpu: opts.gpu, gpus, tp, blockSize: workload.blockSize });
   const progress = createProgress();
-  const total = workload.tasks.length;
-  const results: SimulationResult[] = [];
   try {
-    for (const name of policies) {
-      progress.start(name, total);
-      results.push(simulate(workload, spec, name, { onProgress: (done) => progress.update(done) }));
-    }
-    progress.start('isolated runs', total);
-    const isolated = isolatedTaskTimes(workload, spec);
-    progress.update(total);
-    progress.stop();
-    const belady = results.find((r) => r.policy.name === 'belady');
-    const metrics: PolicyMetrics[] = results.map((r) => computeMetrics(r, results[0], isolated, belady, { slo }));
-    const calls = workload.tasks.reduce((n, t) => n + t.calls.length, 0);
-    const report = buildReport(
-      {
-        workload: workload.name,
-        tasks: total,
-        calls,
-        ratePerS: generated ? ratePerS : null,
-        seed,
-        gpus: spec.gpus,
-        model: spec.model.name,
-        gpu: spec.gpu.name,
-        tp: spec.tp,
-        engines: spec.engines,
-        blockSize: spec.blockSize,
-        kvBlocksPerEngine: spec.capacityBlocks,
-        maxNumSeqs: spec.maxNumSeqs,
-        maxNumBatchedTokens: spec.maxNumBatchedTokens,
-        policies: results.map((r) => r.policy.label),
-        baseline: results[0].policy.label,
-        slo,
-      },
-      metrics,
+    const { report, preemptions: byPolicy } = runSimulation(
+      { workload: opts.workload, gpus, model: opts.model, gpu: opts.gpu, tp, tasks, ratePerS, seed, policies, slo },
+      { onPhase: (name, total) => progress.start(name, total), onProgress: (done) => progress.update(done) },
     );
-    const preemptions = results.map((r) => `${r.policy.label} ${r.engines.reduce((n, e) => n + e.preemptions, 0)}`).join(', ');
+    progress.stop();
+    const preemptions = Object.entries(byPolicy)
+      .map(([label, n]) => `${label} ${n}`)
+      .join(', ');
     const json = `${JSON.stringify(report, null, 2)}\n`;
     if (opts.json === '-') {
       process.stdout.write(json);
