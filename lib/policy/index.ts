@@ -11,7 +11,7 @@ import { ContinuumEviction, createContinuumBundle } from './continuum';
 import { KvflowEviction, createKvflowBundle } from './kvflow';
 import type { EvictionPolicy, PolicyBundle } from './types';
 import { createVllmBundle, LruEviction } from './vllm';
-import { createSagaEvictionBundle } from './saga';
+import { createSagaBundle, createSagaEvictionBundle, createSagaRoutingBundle } from './saga';
 import { SagaEviction } from './saga_eviction';
 
 export * from './types';
@@ -21,7 +21,8 @@ export { BeladyEviction, createBeladyBundle } from './belady';
 export { ContinuumEviction, ContinuumQueue, createContinuumBundle } from './continuum';
 export { KvflowEviction, createKvflowBundle } from './kvflow';
 export { createVllmBundle, FcfsQueue, LruEviction, SessionAffinityRouting } from './vllm';
-export { createSagaEvictionBundle } from './saga';
+export { createSagaBundle, createSagaEvictionBundle, createSagaRoutingBundle } from './saga';
+export { AffinityStealingRouting } from './saga_routing';
 export { SagaEviction } from './saga_eviction';
 
 /** What a policy may be built from. Only an oracle reads the workload. */
@@ -55,6 +56,16 @@ const BUNDLES: Readonly<Record<string, BundleEntry>> = {
     description: 'KVFlow (arXiv 2507.07400): evict the largest steps-to-execution first (Agent Step Graph learned online); FCFS, session affinity',
     oracle: false,
     create: () => createKvflowBundle(),
+  },
+  saga: {
+    description: 'SAGA: AEG-predicted eviction, session affinity with work stealing, and Agent Fair Share queueing',
+    oracle: false,
+    create: () => createSagaBundle(),
+  },
+  'saga-routing': {
+    description: "vllm with SAGA's routing alone (ablation): session affinity with work stealing",
+    oracle: false,
+    create: () => createSagaRoutingBundle(),
   },
   'saga-eviction': {
     description: "vllm with SAGA's eviction alone (ablation): next use predicted by the Agent Execution Graph",
