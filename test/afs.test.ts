@@ -160,7 +160,7 @@ describe('afs', () => {
       q.observe({ type: 'call-arrive', call: c, engineId: 0, nowS: i });
       q.observe({ type: 'call-admit', call: c, engineId: 0, cachedTokens: 1000, nowS: i });
     }
-    expect(q.counter(0, 'busy')).toBe(5 * 5000);
+    expect(q.counter(0, 'busy')).toBe(5 * (5000 - 1000)); // at admission the prefill computed; decode is charged at finish
     const waiting = mk('busy', 9, 10);
     q.observe({ type: 'call-arrive', call: waiting, engineId: 0, nowS: 10 });
     const late = mk('late', 10, 11);
@@ -181,7 +181,7 @@ describe('afs', () => {
   });
 
   it('preempts the running call of the tenant with the most attained service, newest on ties', () => {
-    const q = new AfsQueue();
+    const q = new AfsQueue({ victim: 'most-attained' });
     const mk = (tenant: string, taskIndex: number): CallInfo => ({
       taskIndex,
       callIndex: 0,

@@ -3,7 +3,7 @@
  * vllm baseline, for the ablation (the third alone is `afs`, lib/policy/afs.ts).
  * - eviction: AEG-predicted next use (./saga_eviction.ts);
  * - routing: session affinity with work stealing (./saga_routing.ts);
- * - queue: Agent Fair Share (./afs.ts), charging decode at the call's finish so that nothing reads an
+ * - queue: Agent Fair Share (./afs.ts), which charges decode at the call's finish, so nothing reads an
  *   output length before the output exists.
  */
 import { AfsQueue } from './afs';
@@ -28,7 +28,7 @@ export function createSagaBundle(): PolicyBundle {
   return composeBundle({
     name: 'saga',
     routing: new AffinityStealingRouting(),
-    queue: new AfsQueue({ decodeCharge: 'finish' }),
+    queue: new AfsQueue(),
     eviction: new SagaEviction(),
   });
 }
