@@ -231,6 +231,11 @@ export const AEG = {
   priorReuseRatio: 1,
   priorWeight: 2,
   sharedPrefixWindow: 8,
+  /**
+   * Output tokens expected of a call before any has finished: 512, the order of agents' outputs (the
+   * Claude Code sessions in ../shared/data/traces write 169-776 tokens a call in their first session).
+   */
+  priorOutputTokens: 512,
 } as const;
 
 /**

@@ -10,7 +10,7 @@ import { main } from '../lib/cli';
 import { describe, expect, it } from 'vitest';
 import { Tier } from '../lib/kv/kv_cache';
 import { computeMetrics } from '../lib/metrics/metrics';
-import { createPolicy } from '../lib/policy/index';
+import { createPolicy, FcfsQueue } from '../lib/policy/index';
 import { Cluster } from '../lib/sim/cluster';
 import { CostModel } from '../lib/sim/cost_model';
 import { isolatedTaskTimes, resolveClusterSpec, resolveWorkload, simulate, type ClusterSpecInput } from '../lib/sim/simulate';
@@ -160,6 +160,27 @@ describe('preemption', () => {
     const byTask = [...calls].sort((a, b) => a.taskIndex - b.taskIndex);
     expect(byTask[0].preemptions).toBe(0);
     expect(byTask[0].finishS).toBe(Math.min(...calls.map((c) => c.finishS)));
+  });
+
+  it('growth-aware admission (a queue that expects outputs) admits only what can grow: no preemption', () => {
+    const w = makeWorkload(Array.from({ length: 4 }, (_, t) => ({ arrivalS: t * 0.001, calls: [{ newTokens: 64, outputTokens: 200 }] })));
+    const spec = smallSpec({ capacityBlocks: 40 });
+    const expecting = new (class extends FcfsQueue {
+      expectedOutputTokens(): number {
+        return 200;
+      }
+    })();
+    const bundle = { ...createPolicy('vllm', { workload: w }), queue: expecting };
+    const result = simulate(w, spec, bundle, { recordCalls: true });
+    expect(result.engines.reduce((n, e) => n + e.preemptions, 0)).toBe(0);
+    expect(result.callsFinished).toBe(4);
+    // 17 blocks a call on 40: two run at once, the other two wait for them (admitted later, not preempted).
+    const admitted = (result.calls ?? []).map((c) => c.admittedS).sort((a, b) => a - b);
+    expect(admitted[1]).toBeLessThan(0.01);
+    expect(admitted[2]).toBeGreaterThan(admitted[1]);
+    // An engine with nothing running still admits a call larger than its reserve allows (never stalls).
+    const big = makeWorkload([{ arrivalS: 0, calls: [{ newTokens: 64, outputTokens: 500 }] }]);
+    expect(simulate(big, smallSpec({ capacityBlocks: 40 }), { ...createPolicy('vllm', { workload: big }), queue: expecting }).callsFinished).toBe(1);
   });
 });
 

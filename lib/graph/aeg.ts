@@ -27,6 +27,8 @@ export interface ObservedCall {
   readonly kind: string;
   readonly callIndex: number;
   readonly blockHashes: BigUint64Array;
+  /** Read at the call's finish only (its length is unknown before). */
+  readonly outputTokens: number;
 }
 
 /** The events the graph learns from (lib/policy's PolicyEvent is one of these shapes). */
@@ -75,6 +77,8 @@ interface SessionState {
 export class AgentExecutionGraph {
   private readonly nodes = new Map<string, StepStats>();
   private readonly sessions = new Map<number, SessionState>();
+  /** Output tokens of finished calls: per tenant+kind, per kind, and over all (sum, count). */
+  private readonly outputs = new Map<string, { sum: number; n: number }>();
   /** Per tenant+kind: the last first prompt, and the recent common prefixes of first prompts. */
   private readonly firstPrompts = new Map<string, { last: BigUint64Array; shared: number[] }>();
 
@@ -134,6 +138,19 @@ export class AgentExecutionGraph {
     return sorted[(sorted.length - 1) >> 1];
   }
 
+  /**
+   * Output tokens a call of this tenant and kind is expected to write: the mean over finished calls
+   * (an output's length is learned when it ends), backing off to the kind, then all calls, then the prior.
+   */
+  expectedOutputTokens(call: ObservedCall): number {
+    for (const key of outputKeys(call)) {
+      const o = this.outputs.get(key);
+      if (o !== undefined && o.n >= AEG.minEvidence) return o.sum / o.n;
+    }
+    const all = this.outputs.get('*');
+    return all === undefined || all.n === 0 ? AEG.priorOutputTokens : all.sum / all.n;
+  }
+
   /** Step states with any evidence (for reports and tests). */
   get nodeCount(): number {
     return this.nodes.size;
@@ -160,6 +177,14 @@ export class AgentExecutionGraph {
   }
 
   private finish(call: ObservedCall, nowS: number, lastCall: boolean, stop: string | undefined, toolKind: string | undefined): void {
+    for (const key of outputKeys(call)) {
+      const o = this.outputs.get(key);
+      if (o === undefined) this.outputs.set(key, { sum: call.outputTokens, n: 1 });
+      else {
+        o.sum += call.outputTokens;
+        o.n++;
+      }
+    }
     const step = this.stepOf(call, stop, toolKind);
     if (lastCall) {
       for (const stats of step) stats.recordEnd();
@@ -181,6 +206,10 @@ export class AgentExecutionGraph {
     if (entry.shared.length > AEG.sharedPrefixWindow) entry.shared.shift();
     entry.last = hashes;
   }
+}
+
+function outputKeys(call: ObservedCall): string[] {
+  return [`${call.tenant}\u0000${call.kind}`, `*\u0000${call.kind}`, '*'];
 }
 
 /** The finest stats in the chain with enough evidence by `measure`, else the coarsest with any. */

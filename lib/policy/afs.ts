@@ -57,6 +57,8 @@ export interface AfsOptions {
   readonly urgentAt?: number;
   /** Virtual service (tokens) an urgent program's calls move ahead by (default 16384). */
   readonly urgencyBoostTokens?: number;
+  /** Growth-aware admission (QueuePolicy.expectedOutputTokens): the output a call is expected to write. */
+  readonly expectedOutputTokens?: (call: CallInfo) => number;
   /** Preemption victim: vLLM's newest running call (default) or the most attained service. */
   readonly victim?: 'most-attained' | 'newest';
 }
@@ -111,6 +113,8 @@ export interface BackloggedCounter {
 export class AfsQueue implements QueuePolicy {
   readonly name = 'afs';
   readonly dynamic = true;
+  /** Present only when the options give one (the engine then admits with room to grow). */
+  readonly expectedOutputTokens?: (call: CallInfo) => number;
   private readonly weights: Readonly<Record<string, number>>;
   private readonly defaultWeight: number;
   private readonly decodeAtAdmit: boolean;
@@ -135,6 +139,7 @@ export class AfsQueue implements QueuePolicy {
   worstBoundRatio = 0;
 
   constructor(options: AfsOptions = {}) {
+    if (options.expectedOutputTokens !== undefined) this.expectedOutputTokens = options.expectedOutputTokens;
     this.weights = options.weights ?? {};
     for (const [tenant, w] of Object.entries(this.weights)) {
       if (!(w > 0) || !Number.isFinite(w)) throw new RangeError(`afs: weight of tenant ${tenant} must be a positive number, got ${String(w)}`);

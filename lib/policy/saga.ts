@@ -6,6 +6,7 @@
  * - queue: Agent Fair Share (./afs.ts), which charges decode at the call's finish, so nothing reads an
  *   output length before the output exists.
  */
+import { AgentExecutionGraph } from '../graph/aeg';
 import { AfsQueue } from './afs';
 import { composeBundle } from './bundle';
 import { SagaEviction } from './saga_eviction';
@@ -23,12 +24,16 @@ export function createSagaRoutingBundle(): PolicyBundle {
   return composeBundle({ name: 'saga-routing', routing: new AffinityStealingRouting(), queue: new FcfsQueue(), eviction: new LruEviction() });
 }
 
-/** All three mechanisms. */
+/**
+ * All three mechanisms, sharing one Agent Execution Graph: eviction keys from its next-use predictions,
+ * and the queue admits with room for the output it expects of each call (growth-aware admission).
+ */
 export function createSagaBundle(): PolicyBundle {
+  const graph = new AgentExecutionGraph();
   return composeBundle({
     name: 'saga',
     routing: new AffinityStealingRouting(),
-    queue: new AfsQueue(),
-    eviction: new SagaEviction(),
+    queue: new AfsQueue({ expectedOutputTokens: (call) => graph.expectedOutputTokens(call) }),
+    eviction: new SagaEviction(graph),
   });
 }

@@ -100,6 +100,14 @@ export interface QueuePolicy {
   readonly dynamic?: boolean;
   /** When KV blocks run out: the index in `running` (admission order) of the request to preempt. */
   preemptionVictim(running: readonly RunningInfo[], nowS: number): number;
+  /**
+   * Admission with room to grow, optional: the output tokens `call` is expected to produce (learned from
+   * calls that finished: an output's length is unknown until it ends). When given, an engine admits a
+   * call only if its whole prompt and expected output fit beside what its running calls are still
+   * expected to need, so admitted calls are rarely preempted as they grow. Absent: vLLM's rule, admit
+   * when the first chunk fits (and preempt the newest call when a running one cannot grow).
+   */
+  expectedOutputTokens?(call: CallInfo): number;
 }
 
 /** A call's blocks being released. */

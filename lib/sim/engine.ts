@@ -64,6 +64,8 @@ export class Request implements RunningInfo {
   /** Queue priority (lower first), the policy's tie-break (0 without one) and arrival order (ties). */
   priority = 0;
   tieBreak = 0;
+  /** Output tokens the queue policy expected when it was considered for admission (growth-aware admission). */
+  expectedOutput = 0;
   readonly order: number;
   /** Tokens of the sequence (prompt + generated) and how many of them have KV computed. */
   numTokens: number;
@@ -240,6 +242,8 @@ export class Engine implements EngineView {
   private readonly queue: QueuePolicy;
   /** The queue policy's priorities change while calls wait: recompute them before each admission. */
   private readonly dynamicQueue: boolean;
+  /** Admission reserves room for running calls to grow (QueuePolicy.expectedOutputTokens). */
+  private readonly growthAware: boolean;
   private readonly eviction: EvictionPolicy;
   private readonly hooks: EngineHooks;
   private readonly bs: number;
@@ -307,6 +311,7 @@ export class Engine implements EngineView {
     this.cost = cost;
     this.queue = queue;
     this.dynamicQueue = queue.dynamic === true;
+    this.growthAware = queue.expectedOutputTokens !== undefined;
     this.eviction = eviction;
     this.hooks = hooks;
     this.bs = config.blockSize;
@@ -517,7 +522,26 @@ export class Engine implements EngineView {
     const hitTokens = hit * this.bs;
     const c = Math.min(head.numTokens - hitTokens, budget);
     const need = Math.ceil((hitTokens + c) / this.bs) - hit;
+    if (this.growthAware && !this.fitsWithGrowth(head, hit, available - this.evictableAmong(hit), this.growthReserve())) return false;
     return need <= available - this.evictableAmong(hit);
+  }
+
+  /** Blocks the running calls are still expected to need: the rest of their prompt and expected output. */
+  private growthReserve(): number {
+    let reserve = 0;
+    for (const r of this.running) {
+      const total = Math.ceil(Math.max(r.numTokens + 1, r.promptTokens + r.expectedOutput) / this.bs);
+      if (total > r.numBlocks) reserve += total - r.numBlocks;
+    }
+    return reserve;
+  }
+
+  /** Growth-aware admission: `req`'s whole prompt and expected output fit beside the running calls' reserve. */
+  private fitsWithGrowth(req: Request, hit: number, available: number, reserve: number): boolean {
+    req.expectedOutput = (this.queue.expectedOutputTokens as (call: CallInfo) => number)(req.call);
+    if (this.running.length === 0) return true; // nothing to protect: never stall an idle engine
+    const total = Math.ceil(Math.max(req.numTokens + 1, req.promptTokens + req.expectedOutput) / this.bs);
+    return total - hit <= available - reserve;
   }
 
   /** Longest usable cached prefix of `req` (block ids left in hitIds); a full hit recomputes the last token. */
@@ -614,6 +638,7 @@ export class Engine implements EngineView {
       i++;
     }
     if (!preempted) {
+      let reserve = this.growthAware ? this.growthReserve() : 0;
       while (this.waiting.size > 0 && budget > 0 && running.length < this.config.maxNumSeqs) {
         if (this.dynamicQueue) this.refreshPriorities(nowS); // the last admission may have changed them
         const req = this.waiting.peek() as Request;
@@ -623,6 +648,10 @@ export class Engine implements EngineView {
         const c = Math.min(req.numTokens - hitTokens, budget);
         const need = Math.ceil((hitTokens + c) / bs) - hit;
         if (need > available - evictableHits) break;
+        if (this.growthAware) {
+          if (!this.fitsWithGrowth(req, hit, available - evictableHits, reserve)) break;
+          reserve += Math.ceil(Math.max(req.numTokens + 1, req.promptTokens + req.expectedOutput) / bs) - hit - need;
+        }
         this.waiting.pop();
         this.admit(req, hit, nowS);
         if (need > 0) this.allocateFor(req, need);
