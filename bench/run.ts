@@ -20,7 +20,7 @@
  * implementations are treated alike.
  *
  * How pool state stays steady: every benchmarked function either changes nothing (lookup, victims),
- * or only re-keys (setKeys, setSessionKeys: the lazy heap's stale entries are compacted as they pile
+ * or only re-keys (setKeys, setSessionKeys: the order's stale entries are compacted as they pile
  * up, which is part of the amortised cost measured), or is a closed round that leaves the pool as it
  * found it up to ids, hashes and keys (allocate -> release -> evict; acquire -> release; victims ->
  * evict -> refill). A round's operations are timed separately inside the round (performance.now()
@@ -29,8 +29,8 @@
  * "round total", which also holds the harness's untimed preparation of inputs).
  *
  * Two key models (what eviction keys the pool holds), because the CPU eviction order is two
- * structures: "next-use" keys (SAGA's predicted next use: arbitrary order, they live in the lazy
- * 4-ary heap) and "LRU" keys (release times, a request's blocks released tail-first, as vLLM: they live
+ * structures: "next-use" keys (SAGA's predicted next use: arbitrary order, they live in the
+ * buckets) and "LRU" keys (release times, a request's blocks released tail-first, as vLLM: they live
  * in the O(1) in-order list).
  */
 import { add, configure, suite } from 'benny';
@@ -532,7 +532,7 @@ const CASES: Case[] = [
           size,
           model,
           '  of which victims',
-          `victims(device, 1024) right after the previous round evicted 1,024 and refilled${model === 'nextuse' ? ' (the evicted blocks\' heap entries, now stale roots, are popped here)' : ''}`,
+          `victims(device, 1024) right after the previous round evicted 1,024 and refilled${model === 'nextuse' ? ' (the evicted blocks\' stale entries are dropped here, the refill\'s pending entries placed)' : ''}`,
           'us/call',
           'evict round',
           per,
@@ -709,7 +709,7 @@ async function main(): Promise<void> {
     seen.add(k);
     out.push(`  ${r.name} [${r.model}]: ${r.what} (${r.source === 'benny' ? 'benny, one call an iteration' : `split timer in the ${r.source}, benny iterating rounds`})`);
   }
-  out.push('  keys nextuse: uniform random keys (arbitrary order: the lazy heap); lru: release times, batches released tail-first (the in-order list).');
+  out.push('  keys nextuse: uniform random keys (arbitrary order: the buckets); lru: release times, batches released tail-first (the in-order list).');
   out.push('');
   out.push('Targets:');
   for (const x of v) out.push(`  ${x.met ? 'MET   ' : 'MISSED'} ${x.target}: ${x.measured}`);

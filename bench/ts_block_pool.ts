@@ -1,6 +1,6 @@
 /**
  * TsBlockPool: a fair plain-TypeScript baseline for the native BlockPool (native/src/block_pool.cc and
- * native/src/cpu/eviction_order.cc, as of commit 19f3dde), written the way a competent TS engineer would
+ * native/src/cpu/eviction_order.cc), written the way a competent TS engineer would
  * write it for speed. It exists only so `npm run bench` can say how much the native core buys; lib/ does
  * not use it.
  *
@@ -25,12 +25,16 @@
  * - FIFO free queue as a ring buffer;
  * - the eviction order per tier, ascending key, then deeper position, then lower id, kept in two
  *   structures merged when read: an in-order intrusive list (blocks that became evictable at or after
- *   the list's tail: LRU keys, O(1)) and a lazy 4-ary min-heap over entries (key, position, id, stamp)
- *   in typed arrays (structure of arrays; native's heap is a vector of 24-byte entries) for keys
- *   arriving out of order; a block leaving the heap turns its entry stale
- *   (per-block place and stamp), stale entries are skipped, the heap is rebuilt once entries >
- *   2 * live + 64; victims come from merging the list with a frontier walk of the heap (a binary
- *   min-heap of heap indices), so selection changes nothing observable;
+ *   the list's tail: LRU keys, O(1)) and, for keys arriving out of order, native's buckets: entries
+ *   (key, position, id, stamp) appended to a pending list (structure of arrays), placed 1,024 at a time
+ *   by a binary search over the sorted bucket bounds (native runs 8 searches in lockstep; here one at a
+ *   time, same placements) into unsorted buckets of at most 2,048 that split around a median of 15
+ *   samples; a selection drains the pending entries of each bucket it reaches, splits an unsorted one
+ *   down to 256 and sorts it (here by an index sort), keeps the first 4 buckets sorted on insert once
+ *   small, and drops the stale entries it meets at bucket fronts and emptied buckets; a block leaving
+ *   turns its entry stale (per-block place and stamp) and every bucket is filtered (and small
+ *   neighbours merged) once entries > 2 * live + 64; victims merge the list with the buckets in order,
+ *   so selection changes nothing observable;
  * - per-session intrusive doubly linked lists appended at the tail (next/prev in the order's record;
  *   session -> ends through a Map to a slot of Int32Array heads/tails, with native's last-session
  *   shortcut);
@@ -48,11 +52,16 @@ const REFERENCED = 2;
 const NO_BLOCK = -1;
 const PENDING_BLOCK = -2; // index value of a hash reserved by a batch still being validated
 const NO_SESSION = -1;
-const ARITY = 4;
+// The bucketed order's sizes (native's CpuEvictionOrder constants).
+const BUCKET_MAX = 2048;
+const BUCKET_CAPACITY = BUCKET_MAX + 1;
+const SORT_MAX = 256;
+const SORTED_HEAD = 4;
+const PENDING_MAX = 1024;
 // Where an evictable block's entry lives (native's Place).
 const NOT_EVICTABLE = 0;
 const IN_LIST = 1;
-const IN_HEAP = 2;
+const IN_BUCKETS = 2;
 
 // The pool's record per block (native BlockPool::Block, 32 bytes), in 32-bit words.
 const P_WORDS = 8; // stride; id << 3
@@ -97,16 +106,20 @@ function checkKeys(keys: Float64Array): void {
   }
 }
 
-/** One tier's order: the in-order list's ends and the lazy 4-ary heap, entries as structure of arrays. */
-class Tiered {
+/** A copy of a's first `used` elements in a new array of `cap`. */
+function grown<A extends Float64Array | Int32Array | Uint32Array>(a: A, cap: number, used: number): A {
+  const g = new (a.constructor as new (n: number) => A)(cap);
+  g.set(a.subarray(0, used));
+  return g;
+}
+
+/** Entries (native's 24-byte Entry: key, position, id, stamp) as structure of arrays, at [0, end). */
+class Entries {
   key: Float64Array;
   pos: Int32Array;
   id: Int32Array;
   stamp: Uint32Array;
-  size = 0; // heap entries
-  heapLive = 0; // live heap entries; size - heapLive are stale
-  listHead = NO_BLOCK;
-  listTail = NO_BLOCK;
+  end = 0;
 
   constructor(capacity: number) {
     this.key = new Float64Array(capacity);
@@ -115,20 +128,103 @@ class Tiered {
     this.stamp = new Uint32Array(capacity);
   }
 
-  grow(): void {
-    const cap = Math.max(64, this.key.length * 2);
-    const key = new Float64Array(cap);
-    key.set(this.key);
-    const pos = new Int32Array(cap);
-    pos.set(this.pos);
-    const id = new Int32Array(cap);
-    id.set(this.id);
-    const stamp = new Uint32Array(cap);
-    stamp.set(this.stamp);
-    this.key = key;
-    this.pos = pos;
-    this.id = id;
-    this.stamp = stamp;
+  /** Room for n entries (a bucket's buffer is sized once, as native's reserve; past it, it doubles). */
+  ensure(n: number): void {
+    if (n <= this.key.length) return;
+    const cap = Math.max(n, this.key.length * 2);
+    this.key = grown(this.key, cap, this.end);
+    this.pos = grown(this.pos, cap, this.end);
+    this.id = grown(this.id, cap, this.end);
+    this.stamp = grown(this.stamp, cap, this.end);
+  }
+
+  push(k: number, p: number, id: number, st: number): void {
+    if (this.end === this.key.length) this.ensure(this.end + 1);
+    const i = this.end++;
+    this.key[i] = k;
+    this.pos[i] = p;
+    this.id[i] = id;
+    this.stamp[i] = st;
+  }
+
+  /** Moves [from, end) down to 0. */
+  dropFront(from: number): void {
+    if (from === 0) return;
+    this.key.copyWithin(0, from, this.end);
+    this.pos.copyWithin(0, from, this.end);
+    this.id.copyWithin(0, from, this.end);
+    this.stamp.copyWithin(0, from, this.end);
+    this.end -= from;
+  }
+}
+
+/** A bucket (native's Bucket): its entries at [begin, end); sorted says whether that range is in order. */
+class Bucket extends Entries {
+  begin = 0;
+  sorted = true;
+  constructor() {
+    super(BUCKET_CAPACITY);
+  }
+  get size(): number {
+    return this.end - this.begin;
+  }
+  compactFront(): void {
+    this.dropFront(this.begin);
+    this.begin = 0;
+  }
+}
+
+/**
+ * One tier's order: the in-order list's ends, and the buckets (native's): directory position b holds
+ * store[order[b]], whose entries e satisfy bound[b] <= e < bound[b + 1] (bound[0] unused), pending
+ * entries not yet placed.
+ */
+class Tiered {
+  boundKey = new Float64Array(64);
+  boundPos = new Int32Array(64);
+  boundId = new Int32Array(64);
+  order = new Int32Array(64);
+  count = 1; // directory size
+  store: Bucket[] = [new Bucket()];
+  spare: number[] = [];
+  pending = new Entries(PENDING_MAX);
+  bucketLive = 0; // live entries in buckets and pending
+  bucketEntries = 0; // all of them; bucketEntries - bucketLive are stale
+  listHead = NO_BLOCK;
+  listTail = NO_BLOCK;
+
+  at(b: number): Bucket {
+    return this.store[this.order[b]];
+  }
+
+  /** Opens directory position b (shifting the later ones) for bucket slot `slot` with the given bound. */
+  insertAt(b: number, slot: number, k: number, p: number, id: number): void {
+    if (this.count === this.order.length) {
+      const cap = this.count * 2;
+      this.boundKey = grown(this.boundKey, cap, this.count);
+      this.boundPos = grown(this.boundPos, cap, this.count);
+      this.boundId = grown(this.boundId, cap, this.count);
+      this.order = grown(this.order, cap, this.count);
+    }
+    this.boundKey.copyWithin(b + 1, b, this.count);
+    this.boundPos.copyWithin(b + 1, b, this.count);
+    this.boundId.copyWithin(b + 1, b, this.count);
+    this.order.copyWithin(b + 1, b, this.count);
+    this.boundKey[b] = k;
+    this.boundPos[b] = p;
+    this.boundId[b] = id;
+    this.order[b] = slot;
+    this.count++;
+  }
+
+  /** Closes directory position b: its bound (at b, or at 1 when b is 0) and its slot. */
+  removeAt(b: number): void {
+    const nb = b === 0 ? 1 : b;
+    this.boundKey.copyWithin(nb, nb + 1, this.count);
+    this.boundPos.copyWithin(nb, nb + 1, this.count);
+    this.boundId.copyWithin(nb, nb + 1, this.count);
+    this.order.copyWithin(b, b + 1, this.count);
+    this.count--;
   }
 }
 
@@ -171,7 +267,9 @@ export class TsBlockPool {
   private lastSession = NO_SESSION;
   private lastSlot = -1; // slot of lastSession, or -1
   private readonly tiers: Tiered[];
-  private frontier: Int32Array; // select's scratch: heap indices, a binary min-heap by entry order
+  private sortIdx = new Int32Array(4096); // sortBucket's scratch
+  private readonly sortTmp = new Entries(BUCKET_CAPACITY);
+  private readonly samples = new Int32Array(15); // splitBucket's pivot samples
   private scratch: Int32Array;
   private reservedSlots = new Int32Array(64); // allocate: the index slot reserved for each element's hash
   private probeSlot = 0; // the slot findOrReserve reserved
@@ -221,8 +319,7 @@ export class TsBlockPool {
     this.slotHead = new Int32Array(64);
     this.slotTail = new Int32Array(64);
     this.freeSlots = new Int32Array(64);
-    this.tiers = [new Tiered(1024), new Tiered(64)];
-    this.frontier = new Int32Array(1024);
+    this.tiers = [new Tiered(), new Tiered()];
     this.scratch = new Int32Array(64);
     // The index holds every hashed block plus, during allocate, one fitting batch: never over half full.
     let slotCount = 16;
@@ -352,17 +449,13 @@ export class TsBlockPool {
     this.freeCount++;
   }
 
-  // ---- heap mechanics -----------------------------------------------------------------------------
+  // ---- buckets (native's CpuEvictionOrder) --------------------------------------------------------
 
-  /** True when heap entry a goes before heap entry b: smaller key, then deeper position, then smaller id. */
-  private static before(t: Tiered, a: number, b: number): boolean {
-    const ka = t.key[a];
-    const kb = t.key[b];
+  /** True when (ka, pa, ia) goes before (kb, pb, ib): smaller key, then deeper position, then smaller id. */
+  private static before(ka: number, pa: number, ia: number, kb: number, pb: number, ib: number): boolean {
     if (ka !== kb) return ka < kb;
-    const pa = t.pos[a];
-    const pb = t.pos[b];
     if (pa !== pb) return pa > pb;
-    return t.id[a] < t.id[b];
+    return ia < ib;
   }
 
   /** Block a before block b in eviction order. */
@@ -376,100 +469,263 @@ export class TsBlockPool {
     return a < b;
   }
 
-  private isLive(t: Tiered, e: number): boolean {
-    const o = t.id[e] * O_WORDS;
-    return this.oi[o + O_PLACE] === IN_HEAP && this.ou[o + O_STAMP] === t.stamp[e];
+  private isLive(id: number, stamp: number): boolean {
+    const o = id * O_WORDS;
+    return this.oi[o + O_PLACE] === IN_BUCKETS && this.ou[o + O_STAMP] === stamp;
   }
 
-  private siftUp(t: Tiered, i: number): void {
-    const keys = t.key;
-    const poss = t.pos;
-    const ids = t.id;
-    const stamps = t.stamp;
-    const k = keys[i];
-    const p = poss[i];
-    const id = ids[i];
-    const st = stamps[i];
-    while (i > 0) {
-      const parent = ((i - 1) / ARITY) | 0;
-      const kp = keys[parent];
-      // Stop unless e goes before its parent.
-      if (!(k < kp || (k === kp && (p > poss[parent] || (p === poss[parent] && id < ids[parent]))))) break;
-      keys[i] = kp;
-      poss[i] = poss[parent];
-      ids[i] = ids[parent];
-      stamps[i] = stamps[parent];
-      i = parent;
+  /** The directory position whose range holds (k, p, id): the number of bounds[1..] at or before it. */
+  private static findBucket(t: Tiered, k: number, p: number, id: number): number {
+    let lo = 1;
+    let hi = t.count;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (TsBlockPool.before(k, p, id, t.boundKey[mid], t.boundPos[mid], t.boundId[mid])) hi = mid;
+      else lo = mid + 1;
     }
-    keys[i] = k;
-    poss[i] = p;
-    ids[i] = id;
-    stamps[i] = st;
+    return lo - 1;
   }
 
-  private siftDown(t: Tiered, i: number): void {
-    const keys = t.key;
-    const poss = t.pos;
-    const ids = t.id;
-    const stamps = t.stamp;
-    const n = t.size;
-    const k = keys[i];
-    const p = poss[i];
-    const id = ids[i];
-    const st = stamps[i];
-    for (;;) {
-      const first = i * ARITY + 1;
-      if (first >= n) break;
-      let best = first;
-      const last = first + ARITY < n ? first + ARITY : n;
-      for (let c = first + 1; c < last; c++) {
-        if (TsBlockPool.before(t, c, best)) best = c;
+  /** Sorts a bucket's range in place (by an index sort, then a permutation). */
+  private sortBucket(bk: Bucket): void {
+    bk.compactFront();
+    const n = bk.end;
+    const key = bk.key;
+    const pos = bk.pos;
+    const ids = bk.id;
+    const idx = this.sortIdx.length >= n ? this.sortIdx.subarray(0, n) : (this.sortIdx = new Int32Array(n * 2)).subarray(0, n);
+    for (let i = 0; i < n; i++) idx[i] = i;
+    idx.sort((a, b) => {
+      const ka = key[a];
+      const kb = key[b];
+      if (ka !== kb) return ka < kb ? -1 : 1;
+      if (pos[a] !== pos[b]) return pos[a] > pos[b] ? -1 : 1;
+      return ids[a] - ids[b];
+    });
+    const tmp = this.sortTmp;
+    tmp.end = 0;
+    tmp.ensure(n);
+    for (let i = 0; i < n; i++) {
+      const j = idx[i];
+      tmp.key[i] = key[j];
+      tmp.pos[i] = pos[j];
+      tmp.id[i] = ids[j];
+      tmp.stamp[i] = bk.stamp[j];
+    }
+    key.set(tmp.key.subarray(0, n));
+    pos.set(tmp.pos.subarray(0, n));
+    ids.set(tmp.id.subarray(0, n));
+    bk.stamp.set(tmp.stamp.subarray(0, n));
+    bk.sorted = true;
+  }
+
+  /** Adds an entry to the bucket at directory position b (its range holds it); true if the bucket split. */
+  private insertEntry(t: Tiered, b: number, k: number, p: number, id: number, st: number): boolean {
+    const bk = t.at(b);
+    const last = bk.end - 1;
+    if (bk.sorted && bk.size > 0 && TsBlockPool.before(k, p, id, bk.key[last], bk.pos[last], bk.id[last])) {
+      if (b < SORTED_HEAD && bk.size < 2 * SORT_MAX) {
+        // Sorted insert: after the last entry not after it (upper bound).
+        let lo = bk.begin;
+        let hi = bk.end;
+        while (lo < hi) {
+          const mid = (lo + hi) >> 1;
+          if (TsBlockPool.before(k, p, id, bk.key[mid], bk.pos[mid], bk.id[mid])) hi = mid;
+          else lo = mid + 1;
+        }
+        bk.push(0, 0, 0, 0);
+        bk.key.copyWithin(lo + 1, lo, bk.end - 1);
+        bk.pos.copyWithin(lo + 1, lo, bk.end - 1);
+        bk.id.copyWithin(lo + 1, lo, bk.end - 1);
+        bk.stamp.copyWithin(lo + 1, lo, bk.end - 1);
+        bk.key[lo] = k;
+        bk.pos[lo] = p;
+        bk.id[lo] = id;
+        bk.stamp[lo] = st;
+      } else {
+        bk.push(k, p, id, st);
+        bk.sorted = false;
       }
-      const kb = keys[best];
-      // Stop unless the best child goes before e.
-      if (!(kb < k || (kb === k && (poss[best] > p || (poss[best] === p && ids[best] < id))))) break;
-      keys[i] = kb;
-      poss[i] = poss[best];
-      ids[i] = ids[best];
-      stamps[i] = stamps[best];
-      i = best;
+    } else {
+      bk.push(k, p, id, st);
     }
-    keys[i] = k;
-    poss[i] = p;
-    ids[i] = id;
-    stamps[i] = st;
+    return bk.size > BUCKET_MAX && this.splitBucket(t, b);
   }
 
-  private popRoot(t: Tiered): void {
-    const last = --t.size;
-    t.key[0] = t.key[last];
-    t.pos[0] = t.pos[last];
-    t.id[0] = t.id[last];
-    t.stamp[0] = t.stamp[last];
-    if (t.size > 0) this.siftDown(t, 0);
+  /** Places every pending entry in its bucket (native searches them all first; the placements are the same). */
+  private flushPending(t: Tiered): void {
+    const pd = t.pending;
+    for (let i = 0; i < pd.end; i++) {
+      const k = pd.key[i];
+      const p = pd.pos[i];
+      const id = pd.id[i];
+      this.insertEntry(t, TsBlockPool.findBucket(t, k, p, id), k, p, id, pd.stamp[i]);
+    }
+    pd.end = 0;
   }
 
-  /** Rebuilds the heap from its live entries once stale ones outnumber them (amortised O(1)). */
+  /** Splits the bucket at b in two ranges, the later one a new bucket at b + 1; false if every entry is equal. */
+  private splitBucket(t: Tiered, b: number): boolean {
+    let slot: number;
+    if (t.spare.length > 0) slot = t.spare.pop() as number;
+    else {
+      slot = t.store.length;
+      t.store.push(new Bucket());
+    }
+    const left = t.at(b);
+    const right = t.store[slot];
+    left.compactFront();
+    const n = left.end;
+    right.begin = 0;
+    right.end = 0;
+    right.ensure(n);
+    let bk: number;
+    let bp: number;
+    let bi: number;
+    if (left.sorted) {
+      const mid = n >> 1;
+      right.key.set(left.key.subarray(mid, n));
+      right.pos.set(left.pos.subarray(mid, n));
+      right.id.set(left.id.subarray(mid, n));
+      right.stamp.set(left.stamp.subarray(mid, n));
+      right.end = n - mid;
+      left.end = mid;
+      bk = right.key[0];
+      bp = right.pos[0];
+      bi = right.id[0];
+    } else {
+      // Around the median of 15 evenly spaced entries, in one pass writing each entry to the side it goes.
+      const s = this.samples;
+      for (let i = 0; i < 15; i++) s[i] = Math.floor((i * n) / 15);
+      const sk = left.key;
+      const sp = left.pos;
+      const si = left.id;
+      s.sort((a, c) => (TsBlockPool.before(sk[a], sp[a], si[a], sk[c], sp[c], si[c]) ? -1 : TsBlockPool.before(sk[c], sp[c], si[c], sk[a], sp[a], si[a]) ? 1 : 0));
+      const m = s[7];
+      bk = sk[m];
+      bp = sp[m];
+      bi = si[m];
+      let l = 0;
+      let r = 0;
+      for (let i = 0; i < n; i++) {
+        const k = sk[i];
+        const p = sp[i];
+        const id = si[i];
+        const st = left.stamp[i];
+        if (TsBlockPool.before(k, p, id, bk, bp, bi)) {
+          sk[l] = k;
+          sp[l] = p;
+          si[l] = id;
+          left.stamp[l] = st;
+          l++;
+        } else {
+          right.key[r] = k;
+          right.pos[r] = p;
+          right.id[r] = id;
+          right.stamp[r] = st;
+          r++;
+        }
+      }
+      left.end = l;
+      right.end = r;
+      if (l === 0) {
+        // The pivot is the least entry: all went right. Split at the exact middle instead.
+        this.sortBucket(right);
+        const mid = r >> 1;
+        if (!TsBlockPool.before(right.key[0], right.pos[0], right.id[0], right.key[mid], right.pos[mid], right.id[mid])) {
+          // every entry equal (one block's stale copies): nothing to split
+          left.key.set(right.key.subarray(0, r));
+          left.pos.set(right.pos.subarray(0, r));
+          left.id.set(right.id.subarray(0, r));
+          left.stamp.set(right.stamp.subarray(0, r));
+          left.end = r;
+          left.sorted = true;
+          right.end = 0;
+          right.sorted = true;
+          t.spare.push(slot);
+          return false;
+        }
+        left.key.set(right.key.subarray(0, mid));
+        left.pos.set(right.pos.subarray(0, mid));
+        left.id.set(right.id.subarray(0, mid));
+        left.stamp.set(right.stamp.subarray(0, mid));
+        left.end = mid;
+        right.dropFront(mid);
+        bk = right.key[0];
+        bp = right.pos[0];
+        bi = right.id[0];
+        // native selects the middle without sorting: both halves are unsorted there
+        right.sorted = false;
+      }
+    }
+    right.sorted = left.sorted;
+    t.insertAt(b + 1, slot, bk, bp, bi);
+    return true;
+  }
+
+  /** An empty bucket leaves the directory (its range joins the previous one's); the last one stays. */
+  private dropBucket(t: Tiered, b: number): void {
+    const bk = t.at(b);
+    bk.begin = 0;
+    bk.end = 0;
+    bk.sorted = true;
+    if (t.count === 1) return;
+    t.spare.push(t.order[b]);
+    t.removeAt(b);
+  }
+
+  /** Filters the pending entries and every bucket once stale entries outnumber live ones (amortised O(1)). */
   private compactIfStale(t: Tiered): void {
-    if (t.size <= 2 * t.heapLive + 64) return;
-    let w = 0;
-    for (let r = 0; r < t.size; r++) {
-      if (!this.isLive(t, r)) continue;
-      t.key[w] = t.key[r];
-      t.pos[w] = t.pos[r];
-      t.id[w] = t.id[r];
-      t.stamp[w] = t.stamp[r];
-      w++;
+    if (t.bucketEntries <= 2 * t.bucketLive + 64) return;
+    const keep = (e: Entries, from: number): void => {
+      let w = 0;
+      for (let r = from; r < e.end; r++) {
+        if (!this.isLive(e.id[r], e.stamp[r])) continue;
+        e.key[w] = e.key[r];
+        e.pos[w] = e.pos[r];
+        e.id[w] = e.id[r];
+        e.stamp[w] = e.stamp[r];
+        w++;
+      }
+      e.end = w;
+    };
+    keep(t.pending, 0);
+    for (let b = 0; b < t.count; b++) {
+      const bk = t.at(b);
+      keep(bk, bk.begin);
+      bk.begin = 0;
     }
-    t.size = w;
-    for (let i = ((w / ARITY) | 0) + 1; i-- > 0; ) {
-      if (i < w) this.siftDown(t, i);
+    // Neighbours that fit in half a bucket together merge (adjacent ranges concatenated stay in order).
+    let out = 0;
+    for (let b = 1; b < t.count; b++) {
+      const into = t.at(out);
+      const next = t.at(b);
+      if (into.end + next.end <= BUCKET_MAX / 2) {
+        into.ensure(into.end + next.end);
+        into.key.set(next.key.subarray(0, next.end), into.end);
+        into.pos.set(next.pos.subarray(0, next.end), into.end);
+        into.id.set(next.id.subarray(0, next.end), into.end);
+        into.stamp.set(next.stamp.subarray(0, next.end), into.end);
+        into.end += next.end;
+        into.sorted = into.sorted && next.sorted;
+        next.end = 0;
+        next.sorted = true;
+        t.spare.push(t.order[b]);
+        continue;
+      }
+      out++;
+      t.order[out] = t.order[b];
+      t.boundKey[out] = t.boundKey[b];
+      t.boundPos[out] = t.boundPos[b];
+      t.boundId[out] = t.boundId[b];
     }
+    t.count = out + 1;
+    t.bucketEntries = t.bucketLive;
   }
 
   // ---- placing evictable blocks -------------------------------------------------------------------
 
-  /** Places an evictable block (key set) in its tier's list (at or after the tail) or heap. */
+  /** Places an evictable block (key set) in its tier's list (at or after the tail) or, pending, the buckets. */
   private enter(id: number): void {
     const t = this.tiers[id < this.deviceCapacity ? 0 : 1];
     const tail = t.listTail;
@@ -484,20 +740,16 @@ export class TsBlockPool {
       oi[o + O_PLACE] = IN_LIST;
       return;
     }
-    oi[o + O_PLACE] = IN_HEAP;
-    t.heapLive++;
-    if (t.size === t.key.length) t.grow();
-    const i = t.size++;
+    oi[o + O_PLACE] = IN_BUCKETS;
+    t.bucketLive++;
+    t.bucketEntries++;
     const st = (this.ou[o + O_STAMP] + 1) >>> 0;
     this.ou[o + O_STAMP] = st;
-    t.key[i] = this.ok[id * O_DOUBLES];
-    t.pos[i] = oi[o + O_POSITION];
-    t.id[i] = id;
-    t.stamp[i] = st;
-    this.siftUp(t, i);
+    t.pending.push(this.ok[id * O_DOUBLES], oi[o + O_POSITION], id, st);
+    if (t.pending.end >= PENDING_MAX) this.flushPending(t);
   }
 
-  /** Takes an evictable block out of its list or heap (its heap entry turns stale). */
+  /** Takes an evictable block out of its list or the buckets (its bucket entry turns stale). */
   private leave(id: number): void {
     const t = this.tiers[id < this.deviceCapacity ? 0 : 1];
     const oi = this.oi;
@@ -514,8 +766,8 @@ export class TsBlockPool {
       oi[o + O_PLACE] = NOT_EVICTABLE;
       return;
     }
-    oi[o + O_PLACE] = NOT_EVICTABLE;
-    t.heapLive--;
+    oi[o + O_PLACE] = NOT_EVICTABLE; // the bucket entry turns stale
+    t.bucketLive--;
     this.compactIfStale(t);
   }
 
@@ -625,98 +877,90 @@ export class TsBlockPool {
     this.enter(id);
   }
 
-  /** Writes the first k evictable blocks of `tier`, first first: the list merged with a frontier walk of the heap. */
+  /** Writes the first k evictable blocks of `tier`, first first: the list merged with the buckets in order (native's select). */
   private select(tier: number, k: number, out: Int32Array): number {
     const t = this.tiers[tier];
-    while (t.size > 0 && !this.isLive(t, 0)) this.popRoot(t); // physical cleanup only
-    let f = this.frontier;
-    let fsize = 0;
-    if (t.size > 0) f[fsize++] = 0;
+    let b = 0;
+    let j = 0;
+    let atFront = true; // every entry of bucket b before j was dropped or emitted by this call
+    const enterBucket = (): void => {
+      // Pending entries of this bucket's range join it first (those of earlier ranges already did).
+      const pd = t.pending;
+      if (pd.end > 0) {
+        const bk = t.at(b);
+        const last = b + 1 === t.count;
+        const nk = last ? 0 : t.boundKey[b + 1];
+        const np = last ? 0 : t.boundPos[b + 1];
+        const ni = last ? 0 : t.boundId[b + 1];
+        let w = 0;
+        let moved = false;
+        for (let r = 0; r < pd.end; r++) {
+          const key = pd.key[r];
+          const p = pd.pos[r];
+          const id = pd.id[r];
+          if (last || TsBlockPool.before(key, p, id, nk, np, ni)) {
+            bk.push(key, p, id, pd.stamp[r]);
+            moved = true;
+          } else {
+            pd.key[w] = key;
+            pd.pos[w] = p;
+            pd.id[w] = id;
+            pd.stamp[w] = pd.stamp[r];
+            w++;
+          }
+        }
+        pd.end = w;
+        if (moved) bk.sorted = false;
+      }
+      if (!t.at(b).sorted) {
+        while (t.at(b).size > SORT_MAX && this.splitBucket(t, b)) {
+          // split down to SORT_MAX entries before sorting
+        }
+        this.sortBucket(t.at(b));
+      }
+      j = t.at(b).begin;
+      atFront = true;
+    };
+    enterBucket();
     let cursor = t.listHead;
     let written = 0;
     while (written < k) {
-      // Bring a live entry to the frontier's top (stale ones are expanded and dropped).
-      let top = -1; // heap index at the frontier's top, once live
-      while (fsize > 0) {
-        const i = f[0];
-        if (this.isLive(t, i)) {
-          top = i;
+      // Bring the bucket stream to a live entry.
+      let top: Bucket | null = null;
+      while (b < t.count) {
+        const bk = t.at(b);
+        while (j < bk.end) {
+          if (this.isLive(bk.id[j], bk.stamp[j])) break;
+          if (atFront) {
+            bk.begin = j + 1;
+            t.bucketEntries--;
+          }
+          j++;
+        }
+        if (j < bk.end) {
+          top = bk;
           break;
         }
-        fsize = this.frontierPop(t, f, fsize);
-        f = this.frontierExpand(t, i, fsize);
-        fsize = this.frontierSize;
+        if (atFront && bk.size === 0 && t.count > 1) this.dropBucket(t, b);
+        else b++;
+        if (b < t.count) enterBucket();
       }
-      if (cursor === NO_BLOCK && top < 0) break;
+      if (cursor === NO_BLOCK && top === null) break;
       if (cursor !== NO_BLOCK) {
-        // The list's cursor goes first unless the heap's top goes before it.
-        let heapFirst = false;
-        if (top >= 0) {
-          const kh = t.key[top];
-          const kc = this.ok[cursor * O_DOUBLES];
-          if (kh !== kc) heapFirst = kh < kc;
-          else {
-            const ph = t.pos[top];
-            const pc = this.oi[cursor * O_WORDS + O_POSITION];
-            heapFirst = ph !== pc ? ph > pc : t.id[top] < cursor;
-          }
-        }
-        if (!heapFirst) {
+        // The list's cursor goes first unless the bucket stream's entry goes before it.
+        const bucketFirst =
+          top !== null && TsBlockPool.before(top.key[j], top.pos[j], top.id[j], this.ok[cursor * O_DOUBLES], this.oi[cursor * O_WORDS + O_POSITION], cursor);
+        if (!bucketFirst) {
           out[written++] = cursor;
           cursor = this.oi[cursor * O_WORDS + O_LIST_NEXT];
           continue;
         }
       }
-      fsize = this.frontierPop(t, f, fsize);
-      out[written++] = t.id[top];
-      f = this.frontierExpand(t, top, fsize);
-      fsize = this.frontierSize;
+      out[written++] = (top as Bucket).id[j];
+      j++;
+      atFront = false;
     }
     return written;
-  }
-
-  private frontierSize = 0;
-
-  /** Removes the frontier's top (binary heap by entry order); returns the new size. */
-  private frontierPop(t: Tiered, f: Int32Array, fsize: number): number {
-    const moved = f[--fsize];
-    if (fsize === 0) return 0;
-    let hole = 0;
-    for (;;) {
-      const l = 2 * hole + 1;
-      if (l >= fsize) break;
-      let c = l;
-      if (l + 1 < fsize && TsBlockPool.before(t, f[l + 1], f[l])) c = l + 1;
-      if (!TsBlockPool.before(t, f[c], moved)) break;
-      f[hole] = f[c];
-      hole = c;
-    }
-    f[hole] = moved;
-    return fsize;
-  }
-
-  /** Pushes heap index i's children onto the frontier; returns the (maybe grown) frontier, size in frontierSize. */
-  private frontierExpand(t: Tiered, i: number, fsize: number): Int32Array {
-    let f = this.frontier;
-    const first = i * ARITY + 1;
-    const last = first + ARITY < t.size ? first + ARITY : t.size;
-    for (let c = first; c < last; c++) {
-      if (fsize === f.length) {
-        const g = new Int32Array(f.length * 2);
-        g.set(f);
-        this.frontier = f = g;
-      }
-      let hole = fsize++;
-      while (hole > 0) {
-        const parent = (hole - 1) >> 1;
-        if (!TsBlockPool.before(t, c, f[parent])) break;
-        f[hole] = f[parent];
-        hole = parent;
-      }
-      f[hole] = c;
-    }
-    this.frontierSize = fsize;
-    return f;
   }
 
   // ---- pool helpers -------------------------------------------------------------------------------
@@ -1100,9 +1344,9 @@ export class TsBlockPool {
     };
   }
 
-  /** Where the device tier's evictable blocks are: [in the list, live in the heap, heap entries]. */
+  /** Where the device tier's evictable blocks are: [in the list, live in buckets or pending, bucket and pending entries]. */
   orderShape(): [number, number, number] {
     const t = this.tiers[0];
-    return [this.cachedCount - t.heapLive, t.heapLive, t.size];
+    return [this.cachedCount - t.bucketLive, t.bucketLive, t.bucketEntries];
   }
 }

@@ -1,7 +1,7 @@
 // The eviction order: every block's eviction key, and for the cached blocks of each tier the order in
 // which they go: ascending key, then the deeper block (larger chain position) first, then the lower id.
 // LRU is the case key = time of release; next-use policies set keys to predicted next-use times.
-// One interface, one implementation per backend (a lazy d-ary heap on the CPU, device arrays and
+// One interface, one implementation per backend (a list and sorted-on-demand buckets on the CPU, device arrays and
 // selection kernels on CUDA). The pool validates every call before it reaches an order: an order
 // never sees a bad id, a NaN key or an impossible state change.
 #pragma once
