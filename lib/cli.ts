@@ -48,7 +48,7 @@ function info(json: boolean): void {
 // ---- saga simulate ----
 
 /** Defaults of `saga simulate`: a memory-bound cluster (KV blocks ~95% held, preemptions) that runs in seconds. */
-const SIMULATE_DEFAULTS = { workload: 'mixed', gpus: '8', model: 'llama-3.1-8b', gpu: 'h100', tasks: '200', rate: '0.25', policies: 'vllm,belady', seed: '1', slo: String(DEFAULT_SLO) };
+const SIMULATE_DEFAULTS = { workload: 'mixed', gpus: '8', model: 'llama-3.1-8b', gpu: 'h100', tasks: '200', rate: '0.25', policies: 'vllm,saga,belady', seed: '1', slo: String(DEFAULT_SLO) };
 
 interface SimulateCliOptions {
   workload: string;

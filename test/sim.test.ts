@@ -293,7 +293,7 @@ describe('saga simulate', () => {
     const a = fs.readFileSync(path.join(dir, 'a.json'), 'utf8');
     expect(fs.readFileSync(path.join(dir, 'b.json'), 'utf8')).toBe(a);
     const report = JSON.parse(a);
-    expect(report.results.map((r: { policy: string }) => r.policy)).toEqual(['vllm', 'belady (bound)']);
+    expect(report.results.map((r: { policy: string }) => r.policy)).toEqual(['vllm', 'saga', 'belady (bound)']);
     expect(report.results[0].speedupVsBaseline).toBe(1);
     expect(report.config.gpus).toBe(2);
   });
