@@ -148,6 +148,14 @@ describe.skipIf(!fs.existsSync(SHARED))('target hit rates on the shipped Mooncak
     }, 20_000);
   }
 
+  it('saga misses fewer blocks than lru on the Claude Code sessions at 1%, 2%, 5% and 10% (512-token blocks, starts over one hour)', () => {
+    const w = loadTrace(path.join(SHARED, 'claude-code'), { blockSize: 512 });
+    for (const capacity of ['1%', '2%', '5%', '10%']) {
+      const [lru, saga] = runReplay(w, { policies: ['lru', 'saga'], capacity: parseCapacity(capacity) }).results;
+      expect(saga.missedBlocks, capacity).toBeLessThan(lru.missedBlocks);
+    }
+  }, 60_000);
+
   it('the engine equals the model exactly on the synthetic trace at 5%', () => {
     const w = load('synthetic_trace.jsonl.gz');
     const stream = new ReplayStream(w);
