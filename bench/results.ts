@@ -14,7 +14,9 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { Command } from 'commander';
-import { DEFAULT_SLO } from '../lib/metrics/metrics';
+import { DEFAULT_SLO, jainIndex } from '../lib/metrics/metrics';
+import { isolatedTaskTimes, resolveClusterSpec, simulate } from '../lib/sim/simulate';
+import { generateWorkload } from '../lib/workloads/generators';
 import type { ReportResult } from '../lib/metrics/report';
 import { runSimulation, type SimulationRequest } from '../lib/metrics/run';
 
@@ -92,6 +94,57 @@ for (const workload of workloads) {
       '| policy | TCT speedup vs vllm (geomean over seeds) | TCT geomean s | SLO (slowdown <= 2) met | Jain (tenants) | hit rate | missed tokens vs Bélády | memory utilization (vs vllm) | output tok/s | preemptions | steals |',
       '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
       ...rows.map((r) => `| ${r.join(' | ')} |`),
+      '',
+    ].join('\n'),
+  );
+}
+
+// ---- a tenant that floods the cluster ----------------------------------------------------------------
+// The mixed tenants at their default rates, plus `flood`, a coding tenant sending FLOOD_SHARE times the
+// others' tasks together. What fair share should protect: the other tenants' SLO attainment.
+const FLOOD_SHARE = 6;
+const VICTIMS = [
+  { name: 'coding-0', kind: 'swebench', share: 1 },
+  { name: 'browsing-1', kind: 'webarena', share: 0.5 },
+  { name: 'coding-2', kind: 'swebench', share: 0.333 },
+] as const;
+const FLOOD_POLICIES = ['vllm', 'saga', 'afs', 'autellix', 'continuum'].filter((p) => policies.includes(p));
+if (workloads.includes('mixed') && FLOOD_POLICIES.length > 0) {
+  const [tasks, rate] = setting.load.mixed;
+  const victimShare = VICTIMS.reduce((n, v) => n + v.share, 0);
+  const rows: string[] = [];
+  for (const policy of FLOOD_POLICIES) {
+    const perSeed = seeds.map((seed) => {
+      const workload = generateWorkload('mixed', {
+        tasks: Math.round((tasks * (victimShare + FLOOD_SHARE)) / victimShare),
+        ratePerS: (rate * (victimShare + FLOOD_SHARE)) / victimShare,
+        seed,
+        tenants: [...VICTIMS, { name: 'flood', kind: 'swebench', share: FLOOD_SHARE }],
+      });
+      process.stderr.write(`flood seed ${seed}: ${policy}\n`);
+      const spec = resolveClusterSpec({ gpus: setting.gpus, blockSize: workload.blockSize });
+      const result = simulate(workload, spec, policy);
+      const isolated = isolatedTaskTimes(workload, spec);
+      const slowdowns = result.tasks.map((t, i) => (t.endS - t.arrivalS) / isolated[i]);
+      const victims = result.tasks.map((t, i) => ({ t, i })).filter(({ t }) => t.tenant !== 'flood');
+      const met = victims.filter(({ i }) => slowdowns[i] <= DEFAULT_SLO).length / victims.length;
+      const meanOf = (tenant: string) => avg(result.tasks.flatMap((t, i) => (t.tenant === tenant ? [slowdowns[i]] : [])));
+      const tenantMeans = [...VICTIMS.map((v) => v.name), 'flood'].map(meanOf);
+      return { met, tenantMeans, jain: jainIndex(tenantMeans) };
+    });
+    rows.push(
+      `| ${policy} | ${(100 * avg(perSeed.map((s) => s.met))).toFixed(1)}% | ${[0, 1, 2, 3].map((k) => avg(perSeed.map((s) => s.tenantMeans[k])).toFixed(2)).join(' | ')} | ${avg(perSeed.map((s) => s.jain)).toFixed(3)} |`,
+    );
+  }
+  sections.push(
+    [
+      '### mixed with a tenant that floods the cluster',
+      '',
+      `The three mixed tenants at their rates above, plus \`flood\` (swebench) sending ${FLOOD_SHARE}x their tasks together.`,
+      '',
+      '| policy | SLO (slowdown <= 2) met, other tenants | mean slowdown coding-0 | browsing-1 | coding-2 | flood | Jain (all four) |',
+      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+      ...rows,
       '',
     ].join('\n'),
   );
