@@ -27,8 +27,9 @@
  *   structures merged when read: an in-order intrusive list (blocks that became evictable at or after
  *   the list's tail: LRU keys, O(1)) and, for keys arriving out of order, native's buckets: entries
  *   (key, position, id, stamp) appended to a pending list (structure of arrays), placed 1,024 at a time
- *   by a binary search over the sorted bucket bounds (native runs 8 searches in lockstep; here one at a
- *   time, same placements) into unsorted buckets of at most 2,048 that split around a median of 15
+ *   by a binary search over the sorted bucket bounds, narrowed by a guide table of 4,096 key slots
+ *   (native runs 8 unguided searches in lockstep when the guide is off; here one at a time, same
+ *   placements) into unsorted buckets of at most 2,048 that split around a median of 15
  *   samples; a selection drains the pending entries of each bucket it reaches, splits an unsorted one
  *   down to 256 and sorts it (here by an index sort), keeps the first 4 buckets sorted on insert once
  *   small, and drops the stale entries it meets at bucket fronts and emptied buckets; a block leaving
@@ -58,6 +59,7 @@ const BUCKET_CAPACITY = BUCKET_MAX + 1;
 const SORT_MAX = 256;
 const SORTED_HEAD = 4;
 const PENDING_MAX = 1024;
+const GUIDE_SLOTS = 4096;
 // Where an evictable block's entry lives (native's Place).
 const NOT_EVICTABLE = 0;
 const IN_LIST = 1;
@@ -192,6 +194,12 @@ class Tiered {
   bucketEntries = 0; // all of them; bucketEntries - bucketLive are stale
   listHead = NO_BLOCK;
   listTail = NO_BLOCK;
+  // native's guide: guide[g] = bounds[1..] whose key's slot is g or above (see TsBlockPool.rebuildGuide).
+  guide = new Uint32Array(GUIDE_SLOTS + 1);
+  guideLow = 0;
+  guideScale = 0;
+  guideOn = false;
+  guideChanges = 0;
 
   at(b: number): Bucket {
     return this.store[this.order[b]];
@@ -474,16 +482,58 @@ export class TsBlockPool {
     return this.oi[o + O_PLACE] === IN_BUCKETS && this.ou[o + O_STAMP] === stamp;
   }
 
-  /** The directory position whose range holds (k, p, id): the number of bounds[1..] at or before it. */
+  /** The directory position whose range holds (k, p, id): the number of bounds[1..] at or before it (within the guide's range). */
   private static findBucket(t: Tiered, k: number, p: number, id: number): number {
+    const nb = t.count - 1;
     let lo = 1;
     let hi = t.count;
+    if (t.guideOn) {
+      const s = TsBlockPool.guideSlot(t, k);
+      lo = nb - t.guide[s] + 1;
+      hi = nb - t.guide[s + 1] + 1;
+    }
     while (lo < hi) {
       const mid = (lo + hi) >> 1;
       if (TsBlockPool.before(k, p, id, t.boundKey[mid], t.boundPos[mid], t.boundId[mid])) hi = mid;
       else lo = mid + 1;
     }
     return lo - 1;
+  }
+
+  private static guideSlot(t: Tiered, key: number): number {
+    const s = (key - t.guideLow) * t.guideScale;
+    if (!(s >= 0)) return 0;
+    return s >= GUIDE_SLOTS ? GUIDE_SLOTS - 1 : Math.floor(s);
+  }
+
+  /** Refits the guide's key range to the bounds near the ends and recounts (native's rebuildGuide). */
+  private static rebuildGuide(t: Tiered): void {
+    t.guideChanges = 0;
+    const nb = t.count - 1;
+    t.guideOn = false;
+    if (nb < 64) return;
+    const low = t.boundKey[1 + Math.floor(nb / 32)];
+    const high = t.boundKey[nb - Math.floor(nb / 32)];
+    if (!(Number.isFinite(low) && Number.isFinite(high) && high > low)) return;
+    t.guideLow = low;
+    t.guideScale = GUIDE_SLOTS / (high - low);
+    if (!Number.isFinite(t.guideScale)) return;
+    t.guideOn = true;
+    let j = 1;
+    for (let g = 0; g <= GUIDE_SLOTS; g++) {
+      while (j <= nb && TsBlockPool.guideSlot(t, t.boundKey[j]) < g) j++;
+      t.guide[g] = nb - (j - 1);
+    }
+  }
+
+  /** A bound with key k was added (+1) or dropped (-1): it counts in guide[0..slot]. */
+  private static guideBoundAdded(t: Tiered, k: number, delta: number): void {
+    if (++t.guideChanges > Math.floor((t.count - 1) / 4) + 64 || !t.guideOn) {
+      TsBlockPool.rebuildGuide(t);
+      return;
+    }
+    const s = TsBlockPool.guideSlot(t, k);
+    for (let g = 0; g <= s; g++) t.guide[g] += delta;
   }
 
   /** Sorts a bucket's range in place (by an index sort, then a permutation). */
@@ -660,6 +710,7 @@ export class TsBlockPool {
     }
     right.sorted = left.sorted;
     t.insertAt(b + 1, slot, bk, bp, bi);
+    TsBlockPool.guideBoundAdded(t, bk, +1);
     return true;
   }
 
@@ -671,7 +722,9 @@ export class TsBlockPool {
     bk.sorted = true;
     if (t.count === 1) return;
     t.spare.push(t.order[b]);
+    const k = t.boundKey[b === 0 ? 1 : b];
     t.removeAt(b);
+    TsBlockPool.guideBoundAdded(t, k, -1);
   }
 
   /** Filters the pending entries and every bucket once stale entries outnumber live ones (amortised O(1)). */
@@ -720,6 +773,7 @@ export class TsBlockPool {
       t.boundId[out] = t.boundId[b];
     }
     t.count = out + 1;
+    TsBlockPool.rebuildGuide(t);
     t.bucketEntries = t.bucketLive;
   }
 

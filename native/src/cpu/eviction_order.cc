@@ -1,6 +1,7 @@
 #include "eviction_order.h"
 
 #include <algorithm>
+#include <cmath>
 
 namespace saga {
 CpuEvictionOrder::CpuEvictionOrder(int32_t deviceCapacity, int32_t hostCapacity) : deviceCapacity_(deviceCapacity) {
@@ -12,19 +13,42 @@ CpuEvictionOrder::CpuEvictionOrder(int32_t deviceCapacity, int32_t hostCapacity)
 // ---- buckets ----------------------------------------------------------------------------------------
 
 size_t CpuEvictionOrder::findBucket(const Tiered& t, const Entry& e) {
-  // The number of bounds[1..] at or before e (the bounds are in order), by a binary search whose
-  // steps are conditional moves: the bounds it meets come in no predictable order.
+  // The number of bounds[1..] at or before e (the bounds are in order), within the guide's range.
   const Bound key = boundOf(e.key, e.position, e.id);
-  const Bound* first = t.bounds.data() + 1;
-  size_t n = t.bounds.size() - 1;
-  if (n == 0) return 0;
-  size_t base = 0;
-  while (n > 1) {
-    size_t half = n / 2;
-    base += half * atOrBefore(first[base + half], key);
-    n -= half;
+  if (!t.guideOn) return countBounds(t, key, 0, t.bounds.size() - 1);
+  const size_t nb = t.bounds.size() - 1, s = guideSlot(t, e.key);
+  return countBounds(t, key, nb - t.guide[s], nb - t.guide[s + 1]);
+}
+
+void CpuEvictionOrder::rebuildGuide(Tiered& t) {
+  t.guideChanges = 0;
+  const size_t nb = t.bounds.size() - 1;
+  t.guideOn = false;
+  if (nb < 64) return;
+  double low = keyOf(t.bounds[1 + nb / 32]), high = keyOf(t.bounds[nb - nb / 32]);
+  if (!(std::isfinite(low) && std::isfinite(high) && high > low)) return;
+  t.guideOn = true;
+  t.guideLow = low;
+  t.guideScale = static_cast<double>(kGuideSlots) / (high - low);
+  if (!std::isfinite(t.guideScale)) {
+    t.guideOn = false;
+    return;
   }
-  return base + atOrBefore(first[base], key);
+  t.guide.resize(kGuideSlots + 1);
+  size_t j = 1;  // bounds[1..j) have slots below g
+  for (size_t g = 0; g <= kGuideSlots; ++g) {
+    while (j <= nb && guideSlot(t, keyOf(t.bounds[j])) < g) ++j;
+    t.guide[g] = static_cast<uint32_t>(nb - (j - 1));
+  }
+}
+
+void CpuEvictionOrder::guideBoundAdded(Tiered& t, const Bound& bound, int delta) {
+  if (++t.guideChanges > (t.bounds.size() - 1) / 4 + 64 || !t.guideOn) {
+    rebuildGuide(t);
+    return;
+  }
+  // The bound counts in every guide[g] with g up to its slot.
+  for (size_t g = 0, s = guideSlot(t, keyOf(bound)); g <= s; ++g) t.guide[g] += static_cast<uint32_t>(delta);
 }
 
 void CpuEvictionOrder::sortBucket(Bucket& bucket) {
@@ -66,23 +90,34 @@ void CpuEvictionOrder::flushPending(Tiered& t) {
   std::vector<size_t>& where = flushWhere_;
   keys.resize(total);
   where.assign(total, 0);
-  const Bound* first = t.bounds.data() + 1;
-  const size_t len = t.bounds.size() - 1;
   for (size_t i = 0; i < total; ++i) keys[i] = boundOf(es[i].key, es[i].position, es[i].id);
-  for (size_t g = 0; g < total; g += kGroup) {
-    const size_t m = std::min(kGroup, total - g);
-    size_t* w = where.data() + g;
-    const Bound* k = keys.data() + g;
-    if (len > 0) {
-      for (size_t n = len; n > 1; n -= n / 2) {
-        const size_t half = n / 2;
-        for (size_t i = 0; i < m; ++i) w[i] += half * atOrBefore(first[w[i] + half], k[i]);
-      }
-      for (size_t i = 0; i < m; ++i) w[i] += atOrBefore(first[w[i]], k[i]);
-    }
-    for (size_t i = 0; i < m; ++i) {
-      const Bucket& bucket = t.at(w[i]);
+  if (t.guideOn) {
+    // The guide leaves a few bounds to compare at most: one search at a time.
+    const size_t nb = t.bounds.size() - 1;
+    for (size_t i = 0; i < total; ++i) {
+      size_t s = guideSlot(t, es[i].key);
+      where[i] = countBounds(t, keys[i], nb - t.guide[s], nb - t.guide[s + 1]);
+      const Bucket& bucket = t.at(where[i]);
       __builtin_prefetch(bucket.entries.data() + bucket.entries.size(), 1);
+    }
+  } else {
+    const Bound* first = t.bounds.data() + 1;
+    const size_t len = t.bounds.size() - 1;
+    for (size_t g = 0; g < total; g += kGroup) {
+      const size_t m = std::min(kGroup, total - g);
+      size_t* w = where.data() + g;
+      const Bound* k = keys.data() + g;
+      if (len > 0) {
+        for (size_t n = len; n > 1; n -= n / 2) {
+          const size_t half = n / 2;
+          for (size_t i = 0; i < m; ++i) w[i] += half * atOrBefore(first[w[i] + half], k[i]);
+        }
+        for (size_t i = 0; i < m; ++i) w[i] += atOrBefore(first[w[i]], k[i]);
+      }
+      for (size_t i = 0; i < m; ++i) {
+        const Bucket& bucket = t.at(w[i]);
+        __builtin_prefetch(bucket.entries.data() + bucket.entries.size(), 1);
+      }
     }
   }
   for (size_t i = 0; i < total; ++i) {
@@ -162,6 +197,7 @@ bool CpuEvictionOrder::splitBucket(Tiered& t, size_t b) {
   right.sorted = left.sorted;
   t.bounds.insert(t.bounds.begin() + static_cast<std::ptrdiff_t>(b) + 1, bound);
   t.order.insert(t.order.begin() + static_cast<std::ptrdiff_t>(b) + 1, static_cast<uint32_t>(into));
+  guideBoundAdded(t, bound, +1);
   return true;
 }
 
@@ -174,7 +210,10 @@ void CpuEvictionOrder::dropBucket(Tiered& t, size_t b) {
   t.spare.push_back(t.order[b]);
   t.order.erase(t.order.begin() + static_cast<std::ptrdiff_t>(b));
   // Bucket b's range joins bucket b - 1's; when b is 0, bucket 1 becomes the first (its bound unused).
-  t.bounds.erase(t.bounds.begin() + static_cast<std::ptrdiff_t>(b == 0 ? 1 : b));
+  const size_t gone = b == 0 ? 1 : b;
+  const Bound bound = t.bounds[gone];
+  t.bounds.erase(t.bounds.begin() + static_cast<std::ptrdiff_t>(gone));
+  guideBoundAdded(t, bound, -1);
 }
 
 void CpuEvictionOrder::compactIfStale(Tiered& t) {
@@ -210,6 +249,7 @@ void CpuEvictionOrder::compactIfStale(Tiered& t) {
   }
   t.order.resize(out + 1);
   t.bounds.resize(out + 1);
+  rebuildGuide(t);
   t.bucketEntries = t.bucketLive;
 }
 

@@ -87,6 +87,16 @@ class CpuEvictionOrder final : public EvictionOrder {
     std::vector<Bucket> store = std::vector<Bucket>(1);
     std::vector<uint32_t> spare;  // store slots not in the directory
     std::vector<Entry> pending;   // entries not yet in a bucket (placed kPendingMax at a time)
+    // A guide to the bounds: guide[g] = how many bounds[1..] have a key whose slot (guideSlot) is g or
+    // above, so with nb bounds an entry of slot s has its bucket in [nb - guide[s], nb - guide[s + 1]].
+    // Counted from the top, a bound added or dropped among the first buckets (where selections split
+    // and drop them) updates only the first few slots. Slots cut the keys between two bounds near the
+    // ends linearly (farther keys go to the end slots); refitted after a quarter of the bounds changed.
+    // Off (plain binary search) for few bounds or no finite range.
+    std::vector<uint32_t> guide;
+    double guideLow = 0.0, guideScale = 0.0;
+    bool guideOn = false;
+    size_t guideChanges = 0;
     size_t bucketLive = 0;     // live bucket entries
     size_t bucketEntries = 0;  // all bucket entries; bucketEntries - bucketLive are stale
     BlockId listHead = kNoBlock, listTail = kNoBlock;
@@ -94,6 +104,7 @@ class CpuEvictionOrder final : public EvictionOrder {
   };
   static constexpr size_t kSortMax = 256;     // a selection splits an unsorted bucket down to this before sorting it
   static constexpr size_t kSortedHead = 4;    // sorted buckets among the first kSortedHead stay sorted on insert
+  static constexpr size_t kGuideSlots = 4096;
   static constexpr size_t kPendingMax = 1024;  // entries appended before they are placed in buckets together
 
   // True when a goes before b: smaller key, then deeper position, then smaller id.
@@ -115,6 +126,32 @@ class CpuEvictionOrder final : public EvictionOrder {
   static size_t atOrBefore(const Bound& a, const Bound& b) {
     size_t lt = a.hi < b.hi, eq = a.hi == b.hi, le = a.lo <= b.lo;
     return lt | (eq & le);
+  }
+  static double keyOf(const Bound& b) {  // boundOf's key back
+    uint64_t bits = (b.hi >> 63) != 0 ? b.hi ^ (uint64_t{1} << 63) : ~b.hi;
+    double key;
+    std::memcpy(&key, &bits, sizeof key);
+    return key;
+  }
+  static size_t guideSlot(const Tiered& t, double key) {
+    double s = (key - t.guideLow) * t.guideScale;
+    if (!(s >= 0.0)) return 0;
+    return s >= static_cast<double>(kGuideSlots) ? kGuideSlots - 1 : static_cast<size_t>(s);
+  }
+  void rebuildGuide(Tiered& t);
+  void guideBoundAdded(Tiered& t, const Bound& bound, int delta);  // +1 inserted, -1 erased
+  // How many of bounds[1 + lo .. hi] are at or before key, plus lo: a branch-free binary search.
+  static size_t countBounds(const Tiered& t, const Bound& key, size_t lo, size_t hi) {
+    const Bound* first = t.bounds.data() + 1 + lo;
+    size_t n = hi - lo;
+    if (n == 0) return lo;
+    size_t base = 0;
+    while (n > 1) {
+      size_t half = n / 2;
+      base += half * atOrBefore(first[base + half], key);
+      n -= half;
+    }
+    return lo + base + atOrBefore(first[base], key);
   }
   static size_t findBucket(const Tiered& t, const Entry& e);  // the directory position whose range holds e
   bool insertEntry(Tiered& t, const Entry& e, size_t b);  // into the bucket at b, which holds e's range; true if it split
