@@ -536,6 +536,30 @@ export class TsBlockPool {
     for (let g = 0; g <= s; g++) t.guide[g] += delta;
   }
 
+  /** Moves e's entries in [from, to) that go before (k, p, id) to the front of that range; returns where the rest start. */
+  private static partitionBefore(e: Entries, from: number, to: number, k: number, p: number, id: number): number {
+    let w = from;
+    for (let r = from; r < to; r++) {
+      if (!TsBlockPool.before(e.key[r], e.pos[r], e.id[r], k, p, id)) continue;
+      if (r !== w) {
+        const kk = e.key[r];
+        const pp = e.pos[r];
+        const ii = e.id[r];
+        const ss = e.stamp[r];
+        e.key[r] = e.key[w];
+        e.pos[r] = e.pos[w];
+        e.id[r] = e.id[w];
+        e.stamp[r] = e.stamp[w];
+        e.key[w] = kk;
+        e.pos[w] = pp;
+        e.id[w] = ii;
+        e.stamp[w] = ss;
+      }
+      w++;
+    }
+    return w;
+  }
+
   /** Sorts a bucket's range in place (by an index sort, then a permutation). */
   private sortBucket(bk: Bucket): void {
     bk.compactFront();
@@ -937,39 +961,30 @@ export class TsBlockPool {
     let b = 0;
     let j = 0;
     let atFront = true; // every entry of bucket b before j was dropped or emitted by this call
+    let horizon = 0; // pending[0, near) are the pending entries before bound[horizon] (native's horizon)
+    let near = 0;
     const enterBucket = (): void => {
-      // Pending entries of this bucket's range join it first (those of earlier ranges already did).
+      // Pending entries of this bucket's range join it first (those of earlier ranges already did);
+      // the pending list is split once at a horizon (the bound after the buckets holding about 2k
+      // entries), so each bucket scans only the entries before it; past the horizon, again.
       const pd = t.pending;
       if (pd.end > 0) {
-        const bk = t.at(b);
-        const last = b + 1 === t.count;
-        const nk = last ? 0 : t.boundKey[b + 1];
-        const np = last ? 0 : t.boundPos[b + 1];
-        const ni = last ? 0 : t.boundId[b + 1];
-        let w = 0;
-        let moved = false;
-        for (let r = 0; r < pd.end; r++) {
-          const key = pd.key[r];
-          const p = pd.pos[r];
-          const id = pd.id[r];
-          if (last || TsBlockPool.before(key, p, id, nk, np, ni)) {
-            bk.push(key, p, id, pd.stamp[r]);
-            moved = true;
-          } else {
-            pd.key[w] = key;
-            pd.pos[w] = p;
-            pd.id[w] = id;
-            pd.stamp[w] = pd.stamp[r];
-            w++;
-          }
+        if (b >= horizon) {
+          horizon = b + 1;
+          for (let held = 0; horizon < t.count && held < 2 * k; horizon++) held += t.at(horizon - 1).size;
+          near = horizon >= t.count ? pd.end : TsBlockPool.partitionBefore(pd, 0, pd.end, t.boundKey[horizon], t.boundPos[horizon], t.boundId[horizon]);
         }
-        pd.end = w;
-        if (moved) bk.sorted = false;
+        const bk = t.at(b);
+        const later = b + 1 < t.count ? TsBlockPool.partitionBefore(pd, 0, near, t.boundKey[b + 1], t.boundPos[b + 1], t.boundId[b + 1]) : near;
+        if (later > 0) {
+          for (let r = 0; r < later; r++) bk.push(pd.key[r], pd.pos[r], pd.id[r], pd.stamp[r]);
+          bk.sorted = false;
+          near -= later;
+          pd.dropFront(later);
+        }
       }
       if (!t.at(b).sorted) {
-        while (t.at(b).size > SORT_MAX && this.splitBucket(t, b)) {
-          // split down to SORT_MAX entries before sorting
-        }
+        while (t.at(b).size > SORT_MAX && this.splitBucket(t, b)) horizon++; // a bound before the horizon's
         this.sortBucket(t.at(b));
       }
       j = t.at(b).begin;
@@ -995,8 +1010,10 @@ export class TsBlockPool {
           top = bk;
           break;
         }
-        if (atFront && bk.size === 0 && t.count > 1) this.dropBucket(t, b);
-        else b++;
+        if (atFront && bk.size === 0 && t.count > 1) {
+          this.dropBucket(t, b);
+          if (horizon > 0) horizon--; // b < horizon: the horizon's bound moved down one
+        } else b++;
         if (b < t.count) enterBucket();
       }
       if (cursor === NO_BLOCK && top === null) break;

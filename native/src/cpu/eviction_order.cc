@@ -164,18 +164,19 @@ bool CpuEvictionOrder::splitBucket(Tiered& t, size_t b) {
     std::nth_element(samples, samples + kSamples / 2, samples + kSamples, less);
     const Bound pivot = boundOf(samples[kSamples / 2].key, samples[kSamples / 2].position, samples[kSamples / 2].id);
     const size_t n = v.size();
-    w.resize(n);
+    if (splitScratch_.size() < n) splitScratch_.resize(n);  // written before read: no per-split zeroing
+    Entry* high = splitScratch_.data();
     size_t l = 0, r = 0;
     for (size_t i = 0; i < n; ++i) {
       const Entry x = v[i];
       const size_t right = atOrBefore(pivot, boundOf(x.key, x.position, x.id));
       v[l] = x;
-      w[r] = x;
+      high[r] = x;
       l += 1 - right;
       r += right;
     }
     v.resize(l);
-    w.resize(r);
+    w.assign(high, high + r);
     bound = pivot;
     if (l == 0) {
       // The pivot is the least entry: every entry went right. Select the middle exactly instead.
@@ -400,34 +401,45 @@ size_t CpuEvictionOrder::select(Tier tier, size_t k, BlockId* out) {
   Tiered& t = tiers_[static_cast<int>(tier)];
   // Merge two sorted streams: the in-order list from its head, and the buckets in order, each joined
   // by the pending entries of its range and sorted when first reached (an unsorted one split down to
-  // kSortMax entries first, so a selection sorts about what it reads). Stale entries at a bucket's front are dropped on the way, and buckets left
-  // empty leave the directory (physical cleanup only: nothing observable changes).
+  // kSortMax entries first, so a selection sorts about what it reads). Stale entries at a bucket's
+  // front are dropped on the way, and buckets left empty leave the directory (physical cleanup only:
+  // nothing observable changes).
   constexpr size_t kAhead = 8;  // blocks' records requested ahead of their liveness check
   size_t b = 0, j = 0;          // the bucket stream's position: directory position b, entry j
+  size_t horizon = 0, near = 0;  // pending[0, near) are the pending entries before bounds[horizon]
   bool atFront = true;          // every entry of bucket b before j was dropped or emitted by this call
   auto enterBucket = [&]() {
     // Pending entries of this bucket's range join it first (those of earlier ranges already did).
+    // The pending list is split once at a horizon (the bound after the buckets holding about 2k
+    // entries), so each bucket scans only the entries before it; past the horizon, again.
     if (!t.pending.empty()) {
+      if (b >= horizon) {
+        horizon = b + 1;
+        for (size_t held = 0; horizon < t.order.size() && held < 2 * k; ++horizon) held += t.at(horizon - 1).size();
+        near = horizon >= t.order.size()
+                   ? t.pending.size()
+                   : static_cast<size_t>(std::partition(t.pending.begin(), t.pending.end(),
+                                                        [&, hb = t.bounds[horizon]](const Entry& e) {
+                                                          return !atOrBefore(hb, boundOf(e.key, e.position, e.id));
+                                                        }) -
+                                         t.pending.begin());
+      }
       Bucket& bucket = t.at(b);
-      if (b + 1 == t.order.size()) {
-        bucket.entries.insert(bucket.entries.end(), t.pending.begin(), t.pending.end());
-        bucket.sorted = false;
-        t.pending.clear();
-      } else {
+      const auto first = t.pending.begin(), end = first + static_cast<std::ptrdiff_t>(near);
+      auto later = end;
+      if (b + 1 < t.order.size()) {
         const Bound next = t.bounds[b + 1];
-        auto later = std::partition(t.pending.begin(), t.pending.end(), [&](const Entry& e) {
-          return !atOrBefore(next, boundOf(e.key, e.position, e.id));
-        });
-        if (later != t.pending.begin()) {
-          bucket.entries.insert(bucket.entries.end(), t.pending.begin(), later);
-          bucket.sorted = false;
-          t.pending.erase(t.pending.begin(), later);
-        }
+        later = std::partition(first, end, [&](const Entry& e) { return !atOrBefore(next, boundOf(e.key, e.position, e.id)); });
+      }
+      if (later != first) {
+        bucket.entries.insert(bucket.entries.end(), first, later);
+        bucket.sorted = false;
+        near -= static_cast<size_t>(later - first);
+        t.pending.erase(first, later);
       }
     }
     if (!t.at(b).sorted) {
-      while (t.at(b).size() > kSortMax && splitBucket(t, b)) {
-      }
+      while (t.at(b).size() > kSortMax && splitBucket(t, b)) ++horizon;  // a bound before the horizon's
       sortBucket(t.at(b));
     }
     const Bucket& bucket = t.at(b);
@@ -459,6 +471,7 @@ size_t CpuEvictionOrder::select(Tier tier, size_t k, BlockId* out) {
       }
       if (atFront && bucket.size() == 0 && t.order.size() > 1) {
         dropBucket(t, b);  // the bucket after it moves to b
+        if (horizon > 0) --horizon;  // b < horizon: the horizon's bound moved down one
       } else {
         ++b;
       }

@@ -185,6 +185,7 @@ class CpuEvictionOrder final : public EvictionOrder {
   Tiered tiers_[2];
   std::vector<Bound> flushKeys_;   // flushPending's scratch
   std::vector<size_t> flushWhere_;
+  std::vector<Entry> splitScratch_;  // splitBucket's later half
 };
 
 }  // namespace saga
