@@ -292,13 +292,10 @@ void CpuEvictionOrder::leave(BlockId id) {
 
 CpuEvictionOrder::SessionEnds* CpuEvictionOrder::sessionEnds(SessionId s, bool create) {
   if (s == lastSession_ && lastEnds_ != nullptr) return lastEnds_;
-  SessionEnds* ends = nullptr;
-  if (create) {
-    ends = &sessions_.try_emplace(s).first->second;  // map values stay put across rehashing
-  } else {
-    auto it = sessions_.find(s);
-    if (it == sessions_.end()) return nullptr;
-    ends = &it->second;
+  SessionEnds* ends = sessions_.find(s);
+  if (ends == nullptr) {
+    if (!create) return nullptr;
+    ends = sessions_.insert(s);  // may move entries: the cached one too, replaced just below
   }
   lastSession_ = s;
   lastEnds_ = ends;
@@ -330,7 +327,7 @@ void CpuEvictionOrder::unlinkSession(BlockId id) {
   if (prev != kNoBlock) blocks_[prev].sessionNext = next; else ends->head = next;
   if (next != kNoBlock) blocks_[next].sessionPrev = prev; else ends->tail = prev;
   if (ends->head == kNoBlock) {
-    if (lastEnds_ == ends) lastEnds_ = nullptr;
+    lastEnds_ = nullptr;  // the erase may move entries
     sessions_.erase(s);
   }
 }

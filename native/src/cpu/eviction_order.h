@@ -18,7 +18,6 @@
 #include <climits>
 #include <cstdint>
 #include <cstring>
-#include <unordered_map>
 #include <vector>
 
 #include "saga/eviction_order.h"
@@ -52,6 +51,66 @@ class CpuEvictionOrder final : public EvictionOrder {
   };
   struct SessionEnds {
     BlockId head = kNoBlock, tail = kNoBlock;
+  };
+  // Session -> its list's ends: open addressing with linear probing, at most half full, backward-shift
+  // deletion (a std::unordered_map cost a node allocation per new session and a pointer chase per
+  // lookup; victims at their session list's ends look sessions up at random). Inserting may move
+  // entries (growth), erasing too (the shift): pointers from it live until the next insert or erase.
+  class SessionTable {
+   public:
+    SessionTable() : slots_(64) {}
+    SessionEnds* find(SessionId s) {
+      for (size_t i = home(s);; i = (i + 1) & mask()) {
+        if (slots_[i].session == s) return &slots_[i].ends;
+        if (slots_[i].session == kNoSession) return nullptr;
+      }
+    }
+    SessionEnds* insert(SessionId s) {  // s is absent
+      if (2 * (size_ + 1) > slots_.size()) grow();
+      ++size_;
+      size_t i = home(s);
+      while (slots_[i].session != kNoSession) i = (i + 1) & mask();
+      slots_[i].session = s;
+      slots_[i].ends = SessionEnds{};
+      return &slots_[i].ends;
+    }
+    void erase(SessionId s) {  // s is present
+      size_t i = home(s);
+      while (slots_[i].session != s) i = (i + 1) & mask();
+      for (size_t j = (i + 1) & mask(); slots_[j].session != kNoSession; j = (j + 1) & mask()) {
+        size_t h = home(slots_[j].session);
+        bool between = i <= j ? (h > i && h <= j) : (h > i || h <= j);
+        if (!between) {
+          slots_[i] = slots_[j];
+          i = j;
+        }
+      }
+      slots_[i].session = kNoSession;
+      --size_;
+    }
+
+   private:
+    struct Slot {
+      SessionId session = kNoSession;
+      SessionEnds ends;
+    };
+    size_t mask() const { return slots_.size() - 1; }
+    size_t home(SessionId s) const {
+      uint32_t x = static_cast<uint32_t>(s) * 0x9E3779B1u;
+      return (x ^ (x >> 16)) & mask();
+    }
+    void grow() {
+      std::vector<Slot> old(slots_.size() * 2);
+      old.swap(slots_);
+      for (const Slot& o : old) {
+        if (o.session == kNoSession) continue;
+        size_t i = home(o.session);
+        while (slots_[i].session != kNoSession) i = (i + 1) & mask();
+        slots_[i] = o;
+      }
+    }
+    std::vector<Slot> slots_;
+    size_t size_ = 0;
   };
   // Where an evictable block's entry lives.
   enum Place : uint8_t { kNotEvictable = 0, kInList = 1, kInBuckets = 2 };
@@ -179,9 +238,9 @@ class CpuEvictionOrder final : public EvictionOrder {
     BlockId sessionPrev = kNoBlock, sessionNext = kNoBlock;  // the block's session list
   };
   FlatArray<Block> blocks_;
-  std::unordered_map<SessionId, SessionEnds> sessions_;
+  SessionTable sessions_;
   SessionId lastSession_ = kNoSession;
-  SessionEnds* lastEnds_ = nullptr;  // &sessions_[lastSession_]: batches hold runs of one session
+  SessionEnds* lastEnds_ = nullptr;  // sessions_'s entry of lastSession_ (batches hold runs of one session); reset when entries move
   Tiered tiers_[2];
   std::vector<Bound> flushKeys_;   // flushPending's scratch
   std::vector<size_t> flushWhere_;
