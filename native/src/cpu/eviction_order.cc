@@ -225,15 +225,22 @@ void CpuEvictionOrder::dropBucket(Tiered& t, size_t b) {
 void CpuEvictionOrder::compactIfStale(Tiered& t) {
   // Amortised O(1) per operation: the buckets stay under twice their live entries.
   if (t.bucketEntries <= 2 * t.bucketLive + 64) return;
-  t.pending.erase(std::remove_if(t.pending.begin(), t.pending.end(), [this](const Entry& e) { return !isLive(e); }),
-                  t.pending.end());
+  // Each entry's liveness is its block's record, scattered: requested kAhead entries before it is read.
+  constexpr size_t kAhead = 16;
+  auto keepLive = [this](std::vector<Entry>& v, size_t from) {
+    const size_t n = v.size();
+    for (size_t i = from; i < n && i < from + kAhead; ++i) __builtin_prefetch(&blocks_[v[i].id]);
+    size_t w = 0;
+    for (size_t i = from; i < n; ++i) {
+      if (i + kAhead < n) __builtin_prefetch(&blocks_[v[i + kAhead].id]);
+      if (isLive(v[i])) v[w++] = v[i];
+    }
+    v.resize(w);
+  };
+  keepLive(t.pending, 0);
   for (uint32_t slot : t.order) {
     Bucket& bucket = t.store[slot];
-    Entries& v = bucket.entries;
-    auto kept = std::remove_if(v.begin() + static_cast<std::ptrdiff_t>(bucket.begin), v.end(),
-                               [this](const Entry& e) { return !isLive(e); });
-    v.erase(kept, v.end());
-    v.erase(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(bucket.begin));
+    keepLive(bucket.entries, bucket.begin);
     bucket.begin = 0;
   }
   // Neighbours that fit in half a bucket together merge (two adjacent ranges concatenated stay in order).
