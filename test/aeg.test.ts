@@ -107,6 +107,27 @@ describe('the Agent Execution Graph', () => {
     expect(g.sharedPrefixBlocks('t', 'agent')).toBe(2);
   });
 
+  it('predicts a program\'s remaining work from call service times, gaps and the chance it ends', () => {
+    const g = new AgentExecutionGraph();
+    expect(g.remainingWorkS(call(1, 0, [1]))).toBeUndefined(); // nothing finished yet
+    let t = 0;
+    for (let s = 0; s < 20; s++) {
+      for (let c = 0; c < 5; c++) {
+        const info = { ...call(100 + s, c, [s * 10 + c + 1]), outputTokens: 50 };
+        g.observe({ type: 'call-arrive', call: info, nowS: t });
+        g.observe({ type: 'call-admit', call: info, nowS: t });
+        t += 2; // 2 s of service
+        g.observe({ type: 'call-finish', call: info, nowS: t, lastCall: c === 4, stop: c === 4 ? 'end_turn' : 'tool_use' });
+        t += 30;
+      }
+    }
+    // One program in five ends after a call (20 of 100, with the prior's weight): ~4 more calls of 30 + 2 s.
+    const left = g.remainingWorkS(call(1, 0, [1])) as number;
+    expect(left).toBeGreaterThan(2 + 3.5 * 32);
+    expect(left).toBeLessThan(2 + 4.5 * 32 * (1 + AEG.sketchRelativeAccuracy));
+    expect(g.expectedOutputTokens(call(1, 0, [1]))).toBe(50);
+  });
+
   it('buckets call indices and measures common prefixes', () => {
     expect([0, 1, 2, 3, 4, 7, 8, 100].map(callIndexBucket)).toEqual([0, 1, 2, 2, 3, 3, 4, 5]);
     expect(commonPrefixBlocks(BigUint64Array.from([1n, 2n, 3n]), BigUint64Array.from([1n, 2n, 4n]))).toBe(2);

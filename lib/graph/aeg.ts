@@ -87,13 +87,17 @@ export class AgentExecutionGraph {
   /** Each live session's last gap (seconds): sessions keep their pace (a user at the keyboard, a fast tool). */
   private readonly lastGap = new Map<number, number>();
   private readonly sessions = new Map<number, SessionState>();
+  /** When each session's running call was admitted, and admission-to-finish seconds of calls (by output keys). */
+  private readonly admittedAt = new Map<number, number>();
+  private readonly serviceS = new Map<string, { sum: number; n: number }>();
   /** Output tokens of finished calls: per tenant+kind, per kind, and over all (sum, count). */
   private readonly outputs = new Map<string, { sum: number; n: number }>();
   /** Per tenant+kind: the last first prompt, and the recent common prefixes of first prompts. */
   private readonly firstPrompts = new Map<string, { last: BigUint64Array; shared: number[] }>();
 
   observe(event: GraphEvent): void {
-    if (event.type === 'call-arrive') this.arrive(event.call, event.nowS);
+    if (event.type === 'call-admit') this.admittedAt.set(event.call.session, event.nowS);
+    else if (event.type === 'call-arrive') this.arrive(event.call, event.nowS);
     else if (event.type === 'call-finish') this.finish(event.call, event.nowS, event.lastCall === true, event.stop, event.toolKind);
   }
 
@@ -156,12 +160,25 @@ export class AgentExecutionGraph {
    * (an output's length is learned when it ends), backing off to the kind, then all calls, then the prior.
    */
   expectedOutputTokens(call: ObservedCall): number {
-    for (const key of outputKeys(call)) {
-      const o = this.outputs.get(key);
-      if (o !== undefined && o.n >= AEG.minEvidence) return o.sum / o.n;
-    }
-    const all = this.outputs.get('*');
-    return all === undefined || all.n === 0 ? AEG.priorOutputTokens : all.sum / all.n;
+    return meanOf(this.outputs, outputKeys(call)) ?? AEG.priorOutputTokens;
+  }
+
+  /**
+   * Seconds of work left in `call`'s program, the call included, were it alone: the call's service, then
+   * the expected further calls (geometric, from the kind's chance that a program ends after a call), each
+   * a gap and a call's service. Service times are admission to finish as observed (so they include the
+   * batch they shared); undefined until a call of the kind has finished.
+   */
+  remainingWorkS(call: ObservedCall): number | undefined {
+    const service = meanOf(this.serviceS, outputKeys(call));
+    if (service === undefined) return undefined;
+    const kind = this.nodes.get(`*\u0000${call.kind}`);
+    if (kind === undefined || kind.evidence === 0) return service;
+    const w = AEG.priorWeight;
+    const pEnd = (kind.ended + w * (1 - AEG.priorNextCallProbability)) / (kind.evidence + w);
+    const furtherCalls = (1 - pEnd) / Math.max(pEnd, 1e-3);
+    const gap = kind.gaps.count > 0 ? kind.gaps.quantile(0.5) : AEG.priorGapS;
+    return service + furtherCalls * (gap + service);
   }
 
   /** Step states with any evidence (for reports and tests). */
@@ -191,14 +208,12 @@ export class AgentExecutionGraph {
   }
 
   private finish(call: ObservedCall, nowS: number, lastCall: boolean, stop: string | undefined, toolKind: string | undefined): void {
-    for (const key of outputKeys(call)) {
-      const o = this.outputs.get(key);
-      if (o === undefined) this.outputs.set(key, { sum: call.outputTokens, n: 1 });
-      else {
-        o.sum += call.outputTokens;
-        o.n++;
-      }
+    const admitted = this.admittedAt.get(call.session);
+    if (admitted !== undefined) {
+      this.admittedAt.delete(call.session);
+      addTo(this.serviceS, outputKeys(call), nowS - admitted);
     }
+    addTo(this.outputs, outputKeys(call), call.outputTokens);
     const step = this.stepOf(call, stop, toolKind);
     if (lastCall) {
       for (const stats of step) stats.recordEnd();
@@ -221,6 +236,27 @@ export class AgentExecutionGraph {
     if (entry.shared.length > AEG.sharedPrefixWindow) entry.shared.shift();
     entry.last = hashes;
   }
+}
+
+function addTo(sums: Map<string, { sum: number; n: number }>, keys: readonly string[], value: number): void {
+  for (const key of keys) {
+    const o = sums.get(key);
+    if (o === undefined) sums.set(key, { sum: value, n: 1 });
+    else {
+      o.sum += value;
+      o.n++;
+    }
+  }
+}
+
+/** The mean at the finest key with enough evidence, else over all; undefined with none. */
+function meanOf(sums: Map<string, { sum: number; n: number }>, keys: readonly string[]): number | undefined {
+  for (const key of keys) {
+    const o = sums.get(key);
+    if (o !== undefined && o.n >= AEG.minEvidence) return o.sum / o.n;
+  }
+  const all = sums.get(keys[keys.length - 1]);
+  return all === undefined || all.n === 0 ? undefined : all.sum / all.n;
 }
 
 function outputKeys(call: ObservedCall): string[] {

@@ -25,15 +25,16 @@ export function createSagaRoutingBundle(): PolicyBundle {
 }
 
 /**
- * All three mechanisms, sharing one Agent Execution Graph: eviction keys from its next-use predictions,
- * and the queue admits with room for the output it expects of each call (growth-aware admission).
+ * All three mechanisms, sharing one Agent Execution Graph: eviction keys from its next-use predictions;
+ * the queue admits with room for the output it expects of each call (growth-aware admission) and lets
+ * programs near their SLO ahead by the remaining work it predicts (AFS's SLO-aware admission).
  */
 export function createSagaBundle(): PolicyBundle {
   const graph = new AgentExecutionGraph();
   return composeBundle({
     name: 'saga',
     routing: new AffinityStealingRouting(),
-    queue: new AfsQueue({ expectedOutputTokens: (call) => graph.expectedOutputTokens(call) }),
+    queue: new AfsQueue({ expectedOutputTokens: (call) => graph.expectedOutputTokens(call), remainingWorkS: (call) => graph.remainingWorkS(call) }),
     eviction: new SagaEviction(graph),
   });
 }
