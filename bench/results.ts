@@ -6,7 +6,7 @@
  *
  *   npm run results                          the paper's setting: 64 H100s (Llama-3.1-8B), 8x the defaults' load
  *   npm run results -- --quick               the simulate defaults (8 GPUs, 200 tasks): minutes, not hours
- *   npm run results -- --seeds 1,2 --workloads mixed --out FILE
+ *   npm run results -- --seeds 1,2 --workloads mixed --out FILE [--no-flood]
  *
  * The same command prints the same numbers (seeded workloads, deterministic simulator).
  */
@@ -37,8 +37,9 @@ const program = new Command()
   .option('--workloads <list>', 'workloads', 'swebench,webarena,mixed')
   .option('--policies <list>', 'policies, vllm first', POLICIES.join(','))
   .option('--out <file>', 'markdown output', path.join(__dirname, '..', 'docs', 'results.md'))
+  .option('--no-flood', 'skip the scenario with a tenant that floods the cluster')
   .parse(process.argv);
-const opts = program.opts<{ quick?: boolean; seeds: string; workloads: string; policies: string; out: string }>();
+const opts = program.opts<{ quick?: boolean; seeds: string; workloads: string; policies: string; out: string; flood: boolean }>();
 const setting = opts.quick === true ? SETTINGS.quick : SETTINGS.paper;
 const seeds = opts.seeds.split(',').map(Number);
 const workloads = opts.workloads.split(',');
@@ -109,7 +110,7 @@ const VICTIMS = [
   { name: 'coding-2', kind: 'swebench', share: 0.333 },
 ] as const;
 const FLOOD_POLICIES = ['vllm', 'saga', 'afs', 'autellix', 'continuum'].filter((p) => policies.includes(p));
-if (workloads.includes('mixed') && FLOOD_POLICIES.length > 0) {
+if (opts.flood && workloads.includes('mixed') && FLOOD_POLICIES.length > 0) {
   const [tasks, rate] = setting.load.mixed;
   const victimShare = VICTIMS.reduce((n, v) => n + v.share, 0);
   const rows: string[] = [];
