@@ -86,6 +86,10 @@ describe('saga routing', () => {
     for (const h of b.blockHashes) engines[1].cached.add(h);
     engines[0].waiting = [{ call: a, enqueuedS: 9 }];
     engines[1].waiting = [{ call: b, enqueuedS: 9.5 }];
+    // A thief with 5 calls running: the recompute delays them too (0.16 s x 6 > 0.5 s waited): nothing.
+    engines[2].outstanding = 5;
+    expect(r.steal(engines[2], engines, 10)).toBeUndefined();
+    engines[2].outstanding = 0;
     // At 10 s: a has waited 1 s (gain 1 - 1.6 < 0), b 0.5 s (gain 0.5 - 0.16 > 0): b.
     expect(r.steal(engines[2], engines, 10)).toEqual({ from: 1, call: b });
     engines[1].waiting = [];

@@ -11,7 +11,8 @@
  * - Stealing: every ROUTING.stealIntervalS, an engine with an empty queue and room for the call takes the
  *   waiting call elsewhere that gains most: the delay saved (a call that has waited w in a queue that is
  *   not moving expects to wait about w more) minus the recompute cost (prefill on the thief with what it
- *   caches, minus prefill at home with what the home caches, from the engine's cost model). A stolen
+ *   caches, minus prefill at home with what the home caches, from the engine's cost model, times one plus
+ *   the calls on the thief: they share the iterations the recompute takes). A stolen
  *   call's session is homed on the thief from then on (its KV is built there).
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
@@ -39,7 +40,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
     let bestGain = 0;
     for (const engine of engines) {
       if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call)) continue;
-      const gain = waitS - (costAt(engine, call) - homeCost);
+      const gain = waitS - moveCostS(engine, costAt(engine, call) - homeCost);
       if (gain > bestGain) {
         best = engine.id;
         bestGain = gain;
@@ -62,7 +63,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
       for (const w of waiting) if (w.enqueuedS < oldest.enqueuedS || (w.enqueuedS === oldest.enqueuedS && w.call.arrivalS < oldest.call.arrivalS)) oldest = w;
       const waitedS = nowS - oldest.enqueuedS;
       if (waitedS <= bestGain || blocksFor(thief, oldest.call) > room) continue;
-      const gain = waitedS - (costAt(thief, oldest.call) - costAt(victim, oldest.call));
+      const gain = waitedS - moveCostS(thief, costAt(thief, oldest.call) - costAt(victim, oldest.call));
       if (gain > bestGain) {
         best = { from: victim.id, call: oldest.call };
         bestGain = gain;
@@ -82,6 +83,14 @@ function queueDelayS(engine: EngineView, nowS: number): number {
   let oldest = Infinity;
   for (const w of engine.waitingCalls()) if (w.enqueuedS < oldest) oldest = w.enqueuedS;
   return oldest === Infinity ? 0 : nowS - oldest;
+}
+
+/**
+ * What recomputing `extraPrefillS` of context on `engine` costs: the prefill delays every call running
+ * there as well as the moved one (they share its iterations).
+ */
+function moveCostS(engine: EngineView, extraPrefillS: number): number {
+  return extraPrefillS * (1 + engine.outstandingCalls());
 }
 
 /** Prefill seconds of `call` on `engine`, given what that engine caches of its prompt. */
