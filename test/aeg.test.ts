@@ -156,7 +156,6 @@ describe('saga eviction', () => {
   it('keys a soon-returning session above a late one, and an ended program below both', () => {
     const policy = new SagaEviction();
     const t = teach(policy, 20, 6, 30);
-    // Teach a second step state with long gaps: call index 0 sessions that wait 600 s.
     const out = new Float64Array(4);
     const soon = release(call(1, 3, [11, 12, 13, 14]), t, 'tool_use', Int32Array.from([3, 2, 1, 0]));
     policy.releaseKeys(soon, out);
@@ -167,6 +166,10 @@ describe('saga eviction', () => {
     expect(endedKey).toBeLessThan(soonKey);
     expect(soonKey).toBeLessThan(-t); // -(now + a gap): a use predicted in the future
     expect(soonKey).toBeGreaterThan(-(t + 60));
+    // A session paused 100 s later returns ~100 s later: it goes first (Bélády's order, not LRU's).
+    policy.releaseKeys(release(call(3, 3, [31, 32, 33, 34]), t + 100, 'tool_use', Int32Array.from([11, 10, 9, 8])), out);
+    expect(out[0]).toBeLessThan(soonKey);
+    expect(out[0]).toBeGreaterThan(endedKey);
   });
 
   it('re-keys a program at once when it ends, and an overdue session as it ages (batched setSessionKeys)', () => {

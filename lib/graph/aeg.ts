@@ -129,7 +129,8 @@ export class AgentExecutionGraph {
     let remainingGapS: number | undefined;
     let stillAway = 1; // P(gap > elapsed | a next call comes)
     if (gapStats === undefined) {
-      remainingGapS = Math.max(0, AEG.priorGapS - elapsedS) || AEG.priorGapS;
+      // The prior gap, or once that has passed the prior gap again (no evidence of when it returns).
+      remainingGapS = elapsedS < AEG.priorGapS ? AEG.priorGapS - elapsedS : AEG.priorGapS;
     } else {
       remainingGapS = gapStats.gaps.remainingMedian(elapsedS);
       if (elapsedS > 0) stillAway = 1 - gapStats.gaps.cdf(elapsedS);

@@ -44,6 +44,7 @@
  * with other sessions (./prefix_groups.ts) therefore take the LRU key, never a pin (they are refreshed by
  * every session using them). Re-keying at expiry also refreshes the session's blocks of earlier calls.
  */
+import { Heap } from 'heap-js';
 import type { KvCache } from '../kv/kv_cache';
 import { composeBundle } from './bundle';
 import { EngineKeys } from './engine_keys';
@@ -124,59 +125,10 @@ interface Pin {
   returned: boolean;
 }
 
-/** Min-heap of (deadline, session) with lazy deletion (an entry is live while its pin is the session's). */
-class DeadlineHeap {
-  private readonly deadlines: number[] = [];
-  private readonly sessions: number[] = [];
-
-  get size(): number {
-    return this.deadlines.length;
-  }
-
-  topDeadline(): number {
-    return this.deadlines[0];
-  }
-
-  push(deadline: number, session: number): void {
-    const d = this.deadlines;
-    const s = this.sessions;
-    d.push(deadline);
-    s.push(session);
-    let i = d.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (d[p] < d[i] || (d[p] === d[i] && s[p] <= s[i])) break;
-      [d[p], d[i]] = [d[i], d[p]];
-      [s[p], s[i]] = [s[i], s[p]];
-      i = p;
-    }
-  }
-
-  /** Removes the top; returns its session. */
-  pop(): number {
-    const d = this.deadlines;
-    const s = this.sessions;
-    const top = s[0];
-    const lastD = d.pop() as number;
-    const lastS = s.pop() as number;
-    if (d.length > 0) {
-      d[0] = lastD;
-      s[0] = lastS;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < d.length && (d[l] < d[m] || (d[l] === d[m] && s[l] < s[m]))) m = l;
-        if (r < d.length && (d[r] < d[m] || (d[r] === d[m] && s[r] < s[m]))) m = r;
-        if (m === i) break;
-        [d[m], d[i]] = [d[i], d[m]];
-        [s[m], s[i]] = [s[i], s[m]];
-        i = m;
-      }
-    }
-    return top;
-  }
+/** A pin's expiry, queued by deadline (then session); stale entries are skipped when popped. */
+interface Expiry {
+  readonly deadlineS: number;
+  readonly session: number;
 }
 
 /** -Pearson correlation of (k, N - k), k = 1..N-1, over the last PROGRAM_WINDOW completed programs. */
@@ -229,7 +181,7 @@ export class ContinuumEviction implements EvictionPolicy {
   /** Per engine: the cache and the LRU counter (one tick per release and per pin returned to LRU). */
   private readonly engines = new EngineKeys();
   private readonly pins = new Map<number, Pin>();
-  private readonly heap = new DeadlineHeap();
+  private readonly heap = new Heap<Expiry>((a, b) => a.deadlineS - b.deadlineS || a.session - b.session);
   private readonly groups = new PrefixGroups();
   private readonly programArrivalS = new Map<number, number>();
   /** Per session: when its last call ended and, if it ended in a tool call, the tool. */
@@ -284,11 +236,11 @@ export class ContinuumEviction implements EvictionPolicy {
 
   /** Applies every expiry strictly before `nowS`, in deadline order. */
   private expire(nowS: number): void {
-    while (this.heap.size > 0 && this.heap.topDeadline() < nowS) {
-      const deadline = this.heap.topDeadline();
-      const session = this.heap.pop();
+    for (let top = this.heap.peek(); top !== undefined && top.deadlineS < nowS; top = this.heap.peek()) {
+      this.heap.pop();
+      const session = top.session;
       const pin = this.pins.get(session);
-      if (pin === undefined || pin.deadlineS !== deadline || pin.returned) continue;
+      if (pin === undefined || pin.deadlineS !== top.deadlineS || pin.returned) continue;
       this.unpin(session, pin);
     }
   }
@@ -309,7 +261,7 @@ export class ContinuumEviction implements EvictionPolicy {
           if (old !== undefined) this.pins.delete(session);
           const pin: Pin = { engineId: info.engineId, deadlineS: info.nowS + ttl, returned: false };
           this.pins.set(session, pin);
-          this.heap.push(pin.deadlineS, session);
+          this.heap.push({ deadlineS: pin.deadlineS, session });
           const key = PIN_KEY_BASE - this.programArrivalOf(info.call);
           const shared = this.groups.sharedDepth(session);
           const positions = info.positions;

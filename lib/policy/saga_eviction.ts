@@ -22,9 +22,11 @@
  * Within a session the block core's tie rule evicts deeper blocks first, so a cached prefix never gets a
  * hole. Causal: every key comes from what the graph learned from past events.
  */
+import { Heap } from 'heap-js';
 import { AgentExecutionGraph, type Prediction } from '../graph/aeg';
 import { FULL_REUSE } from '../graph/step_stats';
 import type { KvCache } from '../kv/kv_cache';
+import { EngineKeys, SessionRekeys } from './engine_keys';
 import type { EvictionPolicy, PolicyEvent, ReleaseInfo } from './types';
 
 /** Dead keys sit this far below the clock: below any live key -(now + gap / p) of a run. */
@@ -52,19 +54,19 @@ interface Check {
 export class SagaEviction implements EvictionPolicy {
   readonly name = 'saga';
   readonly graph: AgentExecutionGraph;
-  private readonly caches: KvCache[] = [];
+  private readonly engines = new EngineKeys();
   private readonly paused = new Map<number, Paused>();
-  /** Min-heap of re-checks by due time. */
-  private readonly checks: Check[] = [];
+  /** Re-checks by due time (then session, version); stale ones are skipped when popped. */
+  private readonly checks = new Heap<Check>((a, b) => a.dueS - b.dueS || a.session - b.session || a.version - b.version);
   // Batched re-keys, per engine: sessions, keys and first positions, for the live and the dead pass.
-  private readonly rekeys = new Map<number, { live: number[]; liveKeys: number[]; livePos: number[]; dead: number[]; deadKeys: number[]; deadPos: number[] }>();
+  private readonly rekeys = new Map<number, { live: SessionRekeys; dead: SessionRekeys }>();
 
   constructor(graph: AgentExecutionGraph = new AgentExecutionGraph()) {
     this.graph = graph;
   }
 
   attach(engineId: number, cache: KvCache): void {
-    this.caches[engineId] = cache;
+    this.engines.attach(engineId, cache);
   }
 
   releaseKeys(info: ReleaseInfo, out: Float64Array): void {
@@ -88,7 +90,7 @@ export class SagaEviction implements EvictionPolicy {
     const version = (state?.version ?? 0) + 1;
     this.paused.set(call.session, { engineId: info.engineId, version, sharedBlocks: shared, reuseBlocks: reuse });
     if (live !== dead && prediction.remainingGapS !== undefined) {
-      this.pushCheck({ dueS: now + Math.max(MIN_RECHECK_S, prediction.remainingGapS), session: call.session, version });
+      this.checks.push({ dueS: now + Math.max(MIN_RECHECK_S, prediction.remainingGapS), session: call.session, version });
     }
   }
 
@@ -111,9 +113,8 @@ export class SagaEviction implements EvictionPolicy {
 
   /** Re-predicts sessions whose predicted return has passed, and queues their re-keys. */
   private recheck(nowS: number): void {
-    const checks = this.checks;
-    while (checks.length > 0 && checks[0].dueS < nowS) {
-      const check = this.popCheck();
+    for (let check = this.checks.peek(); check !== undefined && check.dueS < nowS; check = this.checks.peek()) {
+      this.checks.pop();
       const state = this.paused.get(check.session);
       if (state === undefined || state.version !== check.version) continue;
       const prediction = this.graph.predictSession(check.session, nowS);
@@ -127,70 +128,29 @@ export class SagaEviction implements EvictionPolicy {
       }
       this.queue(state.engineId, 'live', check.session, live, state.sharedBlocks);
       if (Number.isFinite(state.reuseBlocks)) this.queue(state.engineId, 'dead', check.session, dead, Math.max(state.sharedBlocks, state.reuseBlocks));
-      this.pushCheck({ dueS: nowS + Math.max(MIN_RECHECK_S, prediction.remainingGapS), session: check.session, version: check.version });
+      this.checks.push({ dueS: nowS + Math.max(MIN_RECHECK_S, prediction.remainingGapS), session: check.session, version: check.version });
     }
   }
 
   private queue(engineId: number, pass: 'live' | 'dead', session: number, key: number, fromPosition: number): void {
     let batch = this.rekeys.get(engineId);
     if (batch === undefined) {
-      batch = { live: [], liveKeys: [], livePos: [], dead: [], deadKeys: [], deadPos: [] };
+      batch = { live: new SessionRekeys(), dead: new SessionRekeys() };
       this.rekeys.set(engineId, batch);
     }
-    if (pass === 'live') {
-      batch.live.push(session);
-      batch.liveKeys.push(key);
-      batch.livePos.push(fromPosition);
-    } else {
-      batch.dead.push(session);
-      batch.deadKeys.push(key);
-      batch.deadPos.push(fromPosition);
-    }
+    batch[pass].add(session, key, fromPosition);
   }
 
-  /** One setSessionKeys per engine and pass: live regions first, then the dead tails over them. */
+  /**
+   * One setSessionKeys per engine and pass: live regions first, then the dead tails over them (two calls,
+   * so no batch names a session twice: backends need not agree on the order within one call).
+   */
   private flush(): void {
     for (const [engineId, batch] of this.rekeys) {
-      const cache = this.caches[engineId];
-      if (cache !== undefined) {
-        if (batch.live.length > 0) cache.setSessionKeys(Int32Array.from(batch.live), Float64Array.from(batch.liveKeys), Int32Array.from(batch.livePos));
-        if (batch.dead.length > 0) cache.setSessionKeys(Int32Array.from(batch.dead), Float64Array.from(batch.deadKeys), Int32Array.from(batch.deadPos));
-      }
+      const cache = this.engines.cache(engineId);
+      batch.live.applyTo(cache);
+      batch.dead.applyTo(cache);
     }
-    this.rekeys.clear();
-  }
-
-  private pushCheck(check: Check): void {
-    const h = this.checks;
-    h.push(check);
-    let i = h.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      if (h[parent].dueS <= h[i].dueS) break;
-      [h[parent], h[i]] = [h[i], h[parent]];
-      i = parent;
-    }
-  }
-
-  private popCheck(): Check {
-    const h = this.checks;
-    const top = h[0];
-    const last = h.pop() as Check;
-    if (h.length > 0) {
-      h[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let m = i;
-        if (l < h.length && h[l].dueS < h[m].dueS) m = l;
-        if (r < h.length && h[r].dueS < h[m].dueS) m = r;
-        if (m === i) break;
-        [h[m], h[i]] = [h[i], h[m]];
-        i = m;
-      }
-    }
-    return top;
   }
 }
 

@@ -4,7 +4,7 @@
  * future is the stream itself, and Bélády's MIN over it (./belady.ts) is the true optimum; the
  * simulator's `belady` estimates next uses in a closed loop instead.
  */
-import { createEvictionPolicy, isOracleEviction } from '../policy/index';
+import { createEvictionPolicy } from '../policy/index';
 import type { EvictionPolicy } from '../policy/types';
 import { ReplayBeladyEviction } from './belady';
 import type { ReplayStream } from './stream';
@@ -13,6 +13,6 @@ export { evictionPolicyDescription, evictionPolicyNames, isOracleEviction, parse
 
 /** Builds a policy for a replay of `stream`: online policies never see it, only the oracle does. */
 export function createReplayPolicy(name: string, stream: ReplayStream): EvictionPolicy {
-  if (isOracleEviction(name) && name === 'belady') return new ReplayBeladyEviction(stream);
+  if (name === 'belady') return new ReplayBeladyEviction(stream);
   return createEvictionPolicy(name, { workload: stream.workload });
 }
