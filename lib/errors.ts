@@ -19,7 +19,13 @@ export type SagaErrorCode =
   // file and line), a policy name nobody registered.
   | 'ERR_SAGA_TRACE_NOT_FOUND'
   | 'ERR_SAGA_BAD_TRACE'
-  | 'ERR_SAGA_UNKNOWN_POLICY';
+  | 'ERR_SAGA_UNKNOWN_POLICY'
+  // `saga engine`: a model file llama.cpp cannot load (checked in a child process first), a prompt longer
+  // than the context, llama.cpp itself unusable here (the message says why), an engine shutting down.
+  | 'ERR_SAGA_BAD_MODEL'
+  | 'ERR_SAGA_CONTEXT_LENGTH'
+  | 'ERR_SAGA_ENGINE_UNAVAILABLE'
+  | 'ERR_SAGA_ENGINE_CLOSED';
 
 export class SagaError extends Error {
   readonly code: SagaErrorCode;
