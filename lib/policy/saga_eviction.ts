@@ -27,7 +27,7 @@ import { AgentExecutionGraph, type Prediction } from '../graph/aeg';
 import { FULL_REUSE } from '../graph/step_stats';
 import type { KvCache } from '../kv/kv_cache';
 import { EngineKeys, SessionRekeys } from './engine_keys';
-import type { EvictionPolicy, PolicyEvent, ReleaseInfo } from './types';
+import type { EvictionPolicy, OffloadQuery, PolicyEvent, ReleaseInfo } from './types';
 
 /** Dead keys sit this far below the clock: below any live key -(now + gap / p) of a run. */
 const DEAD_S = 1e12;
@@ -92,6 +92,15 @@ export class SagaEviction implements EvictionPolicy {
     if (live !== dead && prediction.remainingGapS !== undefined) {
       this.checks.push({ dueS: now + Math.max(MIN_RECHECK_S, prediction.remainingGapS), session: call.session, version });
     }
+  }
+
+  /**
+   * Host tier: keep a session that will be read again (its key is live, not dead) when restoring it
+   * costs less than recomputing it; a program predicted or known to have ended is dropped.
+   */
+  offload(query: OffloadQuery): boolean {
+    const dead = query.key <= query.nowS - DEAD_S / 2;
+    return !dead && query.restoreS < query.recomputeS;
   }
 
   observe(event: PolicyEvent): void {

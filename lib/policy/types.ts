@@ -152,10 +152,28 @@ export interface EvictionPolicy {
    */
   attach?(engineId: number, cache: KvCache): void;
   /**
+   * Host tier, optional: whether a session's KV leaving GPU memory goes to host memory (true) or is
+   * dropped (false). Asked only where a host tier is configured; absent, everything goes (vLLM's
+   * offloading connector writes every block through to CPU memory).
+   */
+  offload?(query: OffloadQuery): boolean;
+  /**
    * Every event, in time order, for a policy that learns (the replay calls it directly; in the
    * simulator the bundle's `observe` forwards). Optional.
    */
   observe?(event: PolicyEvent): void;
+}
+
+/** A session's KV about to leave GPU memory, with what keeping it on the host would save. */
+export interface OffloadQuery {
+  readonly session: number;
+  readonly tokens: number;
+  /** The eviction key of the session's first block (the policy's own valuation). */
+  readonly key: number;
+  readonly nowS: number;
+  /** Seconds to restore its KV from host memory, and to recompute it (prefill). */
+  readonly restoreS: number;
+  readonly recomputeS: number;
 }
 
 /** Events every policy may observe, in time order. */
