@@ -1,12 +1,14 @@
 /**
  * The `saga` command. Subcommands arrive with their issues; `info` reports the native backend, `replay`
  * replays a trace's blocks under eviction policies (lib/replay/command.ts), `simulate` runs a workload on
- * a simulated cluster under policy bundles (lib/sim, lib/metrics).
+ * a simulated cluster under policy bundles (lib/sim, lib/metrics), `model create` and `engine` serve a
+ * real model under a policy (lib/engine/command.ts).
  */
 import { Command, CommanderError } from 'commander';
 import { nativeBackend } from './native';
 import { KvCache } from './kv';
 import { addReplayCommand } from './replay/command';
+import { addEngineCommands } from './engine/command';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GPUS, MODELS } from './constants';
@@ -156,6 +158,7 @@ export async function main(argv: string[]): Promise<number> {
     .action((opts: { json?: boolean }) => info(opts.json === true));
   addReplayCommand(program);
   addSimulateCommand(program);
+  addEngineCommands(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

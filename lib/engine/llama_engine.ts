@@ -53,7 +53,7 @@ const RESTORE_BYTES_PER_S = 1e9;
 export interface LlamaEngineOptions {
   readonly modelPath: string;
   /** Model id for /v1/models (default: the file's base name without `.gguf`). */
-  readonly modelId?: string;
+  readonly modelId?: string | undefined;
   readonly sequences?: number;
   readonly contextSize?: number;
   readonly threads?: number;
