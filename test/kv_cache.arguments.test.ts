@@ -6,6 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { KvCache } from '../lib/kv/kv_cache';
+import { hashTokenBlocks } from '../lib/kv/token_hash';
 import { allocate, cpuCache, hashes, ids, keys, lookupAll } from './support/fixtures';
 import { diffSnapshots } from './support/pool_assertions';
 import { ReferencePool } from './support/reference_pool';
@@ -75,8 +76,7 @@ describe('TypedArray views', () => {
     expect(Array.from(back.whole)).toEqual([0xcc, 0xcc, 0xcc, 5, 6, 7, 8, 1, 2, 3, 4, 0xcc, 0xcc, 0xcc]);
   });
 
-  it('hashes tokens from a view', async () => {
-    const { hashTokenBlocks } = await import('../lib/kv/token_hash');
+  it('hashes tokens from a view', () => {
     const whole = Uint32Array.from([9, 9, 1, 2, 3, 4, 9]);
     expect(Array.from(hashTokenBlocks(whole.subarray(2, 6), 2))).toEqual(Array.from(hashTokenBlocks(Uint32Array.from([1, 2, 3, 4]), 2)));
   });

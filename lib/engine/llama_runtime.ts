@@ -2,8 +2,8 @@
  * llama.cpp through node-llama-cpp: loaded once, CPU only, never building or downloading anything (its
  * prebuilt binaries are tried and, when they cannot load here, the reason is kept for the error).
  *
- * node-llama-cpp is an ES module and this package is CommonJS: it is reached through a real dynamic
- * `import()` (TypeScript would turn a plain one into `require`, which Node 20 refuses for ES modules).
+ * node-llama-cpp is an ES module and this package is CommonJS: it is reached through a dynamic `import()`,
+ * which TypeScript keeps as is under `"module": "node16"` (Node 20 cannot `require` an ES module).
  *
  * Model files are checked in a child process before this process loads them: llama.cpp aborts the whole
  * process (an assert, not an exception) on some malformed files, e.g. one without
@@ -17,7 +17,7 @@ import { pathToFileURL } from 'node:url';
 import { SagaError } from '../errors';
 
 // Types only: nothing is loaded until loadLlamaRuntime runs.
-type NodeLlamaCpp = typeof import('node-llama-cpp');
+type NodeLlamaCpp = typeof import('node-llama-cpp', { with: { 'resolution-mode': 'import' } });
 export type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
 export type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
 export type LlamaContext = Awaited<ReturnType<LlamaModel['createContext']>>;
@@ -27,8 +27,6 @@ export type LlamaContextSequence = ReturnType<LlamaContext['getSequence']>;
 const GGUF_MAGIC = Buffer.from('GGUF', 'latin1');
 /** How long a model check may take before the file is declared unusable. */
 const PROBE_TIMEOUT_MS = 60_000;
-
-const importModule = new Function('specifier', 'return import(specifier)') as (specifier: string) => Promise<unknown>;
 
 let runtime: Promise<Llama> | undefined;
 
@@ -41,7 +39,7 @@ export function loadLlamaRuntime(): Promise<Llama> {
   runtime ??= (async () => {
     let lib: NodeLlamaCpp;
     try {
-      lib = (await importModule(nodeLlamaCppUrl())) as NodeLlamaCpp;
+      lib = await import('node-llama-cpp');
     } catch (err) {
       throw new SagaError(`node-llama-cpp is not installed or cannot load: ${(err as Error).message}`, 'ERR_SAGA_ENGINE_UNAVAILABLE');
     }
