@@ -36,7 +36,7 @@ import { runAgentWorkload, type AgentCall, type AgentCallResult } from '../lib/e
 import { loadLlamaRuntime, type LlamaContextSequence } from '../lib/engine/llama_runtime';
 import { RANDOM_MODEL_PRESETS, buildVocabulary, createRandomModel } from '../lib/engine/random_model';
 import type { GpuPreset, ModelPreset } from '../lib/constants';
-import { geomean } from '../lib/metrics/metrics';
+import { geomean, quantile } from '../lib/metrics/metrics';
 import { createPolicy } from '../lib/policy/index';
 import type { PolicyBundle } from '../lib/policy/types';
 import { Cluster } from '../lib/sim/cluster';
@@ -236,7 +236,7 @@ interface Calibration {
   readonly fitContext: number;
 }
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const median = (values: number[]): number => quantile(values, 0.5);
 
 /**
  * Measures prefill (three prompt lengths) and decode (one sequence at a short and at the workload's

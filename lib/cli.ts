@@ -18,6 +18,7 @@ import { createProgress, renderTable } from './metrics/report';
 import { runSimulation } from './metrics/run';
 import { parsePolicyList, policyNames } from './policy/index';
 import { resolveClusterSpec } from './sim/simulate';
+import { cliInteger, cliPositive } from './util/cli_numbers';
 
 function info(json: boolean): void {
   const native = nativeBackend();
@@ -66,25 +67,13 @@ interface SimulateCliOptions {
   json?: string;
 }
 
-function cliInteger(name: string, text: string, min: number): number {
-  const value = Number(text);
-  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min) throw badArgument(`${name} must be an integer >= ${min}, got "${text}"`);
-  return value;
-}
-
-function cliPositive(name: string, text: string): number {
-  const value = Number(text);
-  if (text.trim() === '' || !Number.isFinite(value) || value <= 0) throw badArgument(`${name} must be a positive number, got "${text}"`);
-  return value;
-}
-
 function simulateCommand(opts: SimulateCliOptions): void {
   // Everything typed is checked before any work starts.
   const policies = parsePolicyList(opts.policies);
   const gpus = cliInteger('--gpus', opts.gpus, 1);
   const tasks = cliInteger('--tasks', opts.tasks, 1);
   const ratePerS = cliPositive('--rate', opts.rate);
-  const seed = cliInteger('--seed', opts.seed, Number.MIN_SAFE_INTEGER);
+  const seed = cliInteger('--seed', opts.seed);
   const slo = cliPositive('--slo', opts.slo);
   const tp = opts.tp === undefined ? undefined : cliInteger('--tp', opts.tp, 1);
   resolveClusterSpec({ model: opts.model, gpu: opts.gpu, gpus, tp }); // model, GPU, tp and fit

@@ -7,18 +7,13 @@ import * as path from 'node:path';
 import type { Command } from 'commander';
 import { badArgument } from '../errors';
 import { isOraclePolicy, policyNames } from '../policy/index';
+import { cliInteger } from '../util/cli_numbers';
 import { ENGINE_DEFAULTS, LlamaEngine, type LlamaEngineOptions } from './llama_engine';
 import { RANDOM_MODEL_PRESETS, createRandomModel, type RandomModelPresetName } from './random_model';
 import { createEngineServer } from './server';
 
 const DEFAULT_PORT = 8080;
 const DEFAULT_HOST = '127.0.0.1';
-
-function integerOption(name: string, text: string, min: number, max = Number.MAX_SAFE_INTEGER): number {
-  const value = Number(text);
-  if (!/^-?\d+$/.test(text.trim()) || !Number.isSafeInteger(value) || value < min || value > max) throw badArgument(`${name} must be an integer in [${min}, ${max}], got "${text}"`);
-  return value;
-}
 
 function addModelCommand(program: Command): void {
   const model = program.command('model').description('model files for saga engine');
@@ -30,7 +25,7 @@ function addModelCommand(program: Command): void {
     .option('--seed <S>', 'seed of the weights (same seed, same bytes)', '1')
     .action((out: string, opts: { preset: string; seed: string }) => {
       if (!Object.prototype.hasOwnProperty.call(RANDOM_MODEL_PRESETS, opts.preset)) throw badArgument(`--preset must be one of ${Object.keys(RANDOM_MODEL_PRESETS).join(', ')}, got "${opts.preset}"`);
-      const seed = integerOption('--seed', opts.seed, 0, 0xffffffff);
+      const seed = cliInteger('--seed', opts.seed, 0, 0xffffffff);
       const dir = path.dirname(path.resolve(out));
       if (!fs.existsSync(dir)) throw badArgument(`no directory ${dir} to write ${out} in`);
       const bytes = createRandomModel({ preset: opts.preset as RandomModelPresetName, seed, outPath: out });
@@ -70,14 +65,14 @@ function addEngineCommand(program: Command): void {
     .action(async (opts: EngineCliOptions) => {
       const options: LlamaEngineOptions = {
         modelPath: opts.model,
-        sequences: integerOption('--sequences', opts.sequences, 1, 1024),
-        ...(opts.context === undefined ? {} : { contextSize: integerOption('--context', opts.context, 16) }),
+        sequences: cliInteger('--sequences', opts.sequences, 1, 1024),
+        ...(opts.context === undefined ? {} : { contextSize: cliInteger('--context', opts.context, 16) }),
         policy: opts.policy,
-        threads: integerOption('--threads', opts.threads, 1, 1024),
-        hostTierMiB: integerOption('--host-tier-mib', opts.hostTierMib, 0),
+        threads: cliInteger('--threads', opts.threads, 1, 1024),
+        hostTierMiB: cliInteger('--host-tier-mib', opts.hostTierMib, 0),
         ...(opts.hostDir === undefined ? {} : { hostDir: opts.hostDir }),
       };
-      const port = integerOption('--port', opts.port, 0, 65535);
+      const port = cliInteger('--port', opts.port, 0, 65535);
       const engine = await LlamaEngine.create(options);
       const server = createEngineServer({
         engines: [engine],

@@ -43,9 +43,10 @@ export const ENGINE_DEFAULTS = {
 } as const;
 
 /**
- * Restore and recompute costs for the host-tier decision, measured on the CI machines with the `small`
- * preset: ~1,100 prompt tokens/s prefill on one thread (issue 5), state files read back from /dev/shm at
- * memory speed (~1 GB/s through node-llama-cpp's file path, conservatively).
+ * Restore and recompute costs for the host-tier decision, measured here (2-core Xeon, one thread, the
+ * `small` preset): prefill 1,500 tokens/s on a 1,001-token prompt, 1,015 on 2,751; a 2,751-token
+ * sequence's 22.6 MB state written in 11-12 ms and read back in 9-10 ms from /dev/shm (~2.3 GB/s), taken
+ * at 1 GB/s to stay on the safe side of a slower disk.
  */
 const PREFILL_TOKENS_PER_S = 1100;
 const RESTORE_BYTES_PER_S = 1e9;
@@ -78,7 +79,7 @@ interface Waiting {
 }
 
 /** An empty workload: what non-oracle policies are built from (they never read it). */
-const NO_WORKLOAD = { name: 'live', blockSize: ENGINE_DEFAULTS.blockSize, tasks: [] } as unknown as Workload;
+const NO_WORKLOAD: Workload = { name: 'live', blockSize: ENGINE_DEFAULTS.blockSize, tasks: [] };
 
 function checkInteger(name: string, value: number, min: number): number {
   if (!Number.isSafeInteger(value) || value < min) throw badArgument(`${name} must be an integer >= ${min}, got ${String(value)}`);
@@ -89,6 +90,8 @@ export class LlamaEngine implements InferenceEngine {
   readonly modelId: string;
   readonly contextSize: number;
   readonly policyName: string;
+  /** Tokens per KvCache block: a call's full blocks are what its CallInfo hashes. */
+  private readonly blockSize: number;
   private readonly bundle: PolicyBundle;
   private readonly residency: SessionResidency;
   private readonly waiting: Waiting[] = [];
@@ -111,6 +114,7 @@ export class LlamaEngine implements InferenceEngine {
     this.modelId = options.modelId;
     this.contextSize = options.contextSize;
     this.policyName = options.policy;
+    this.blockSize = options.blockSize;
     this.bundle = createPolicy(options.policy, { workload: NO_WORKLOAD });
     const bytesPerToken = context.stateSize / Math.max(1, options.contextSize * options.sequences);
     this.residency = new SessionResidency({
@@ -178,7 +182,7 @@ export class LlamaEngine implements InferenceEngine {
       arrivalS: nowS,
       promptTokens: tokens.length,
       outputTokens: 0, // unknown until the call ends
-      blockHashes: this.residency.blockHashes(session, tokens).subarray(0, Math.floor(tokens.length / ENGINE_DEFAULTS.blockSize)),
+      blockHashes: this.residency.blockHashes(session, tokens).subarray(0, Math.floor(tokens.length / this.blockSize)),
     };
     return new Promise<CompletionResult>((resolve, reject) => {
       const w: Waiting = { request, tokens, call, arrivalOrder: this.arrivals++, onText, priority: 0, tieBreak: 0, resolve, reject };
@@ -293,7 +297,7 @@ export class LlamaEngine implements InferenceEngine {
   }
 
   private async generate(w: Waiting, slot: number): Promise<CompletionResult> {
-    const seq = this.sequenceOf(slot);
+    const seq = this.residency.sequence(slot);
     const { request, tokens, call } = w;
     // Reuse the sequence's tokens that match the prompt; at least the last prompt token is evaluated
     // (its logits give the first output token).
@@ -350,10 +354,6 @@ export class LlamaEngine implements InferenceEngine {
     this.totals.cachedTokens += common;
     this.totals.completionTokens += output.length;
     return { text, finishReason, usage: { promptTokens: tokens.length, completionTokens: output.length, cachedTokens: common } };
-  }
-
-  private sequenceOf(slot: number): LlamaContextSequence {
-    return this.residency.sequence(slot);
   }
 }
 

@@ -10,6 +10,7 @@
  * `llama.feed_forward_length`.
  */
 import { execFile } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -27,6 +28,8 @@ export type LlamaContextSequence = ReturnType<LlamaContext['getSequence']>;
 const GGUF_MAGIC = Buffer.from('GGUF', 'latin1');
 /** How long a model check may take before the file is declared unusable. */
 const PROBE_TIMEOUT_MS = 60_000;
+/** Hex digits of the script's hash in its file name: enough to tell versions apart. */
+const PROBE_NAME_HEX = 12;
 
 let runtime: Promise<Llama> | undefined;
 
@@ -75,14 +78,22 @@ await model.dispose();
 
 let probeScriptPath: string | undefined;
 
-/** The script as a file: node-llama-cpp re-runs the process's own arguments to test its binary, so no `-e`. */
+/**
+ * The script as a file: node-llama-cpp re-runs the process's own arguments to test its binary, so no `-e`.
+ * One file per script content in the temp dir, shared by every process and written atomically (write,
+ * then rename), so nothing accumulates there.
+ */
 function probeScript(): string {
-  if (probeScriptPath === undefined || !fs.existsSync(probeScriptPath)) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'saga-probe-'));
-    probeScriptPath = path.join(dir, 'probe-model.mjs');
-    fs.writeFileSync(probeScriptPath, PROBE_SCRIPT);
+  if (probeScriptPath !== undefined && fs.existsSync(probeScriptPath)) return probeScriptPath;
+  const digest = createHash('sha256').update(PROBE_SCRIPT).digest('hex').slice(0, PROBE_NAME_HEX);
+  const target = path.join(os.tmpdir(), `saga-probe-model-${digest}.mjs`);
+  if (!fs.existsSync(target)) {
+    const partial = `${target}.${process.pid}.tmp`;
+    fs.writeFileSync(partial, PROBE_SCRIPT);
+    fs.renameSync(partial, target);
   }
-  return probeScriptPath;
+  probeScriptPath = target;
+  return target;
 }
 
 function badModel(filePath: string, why: string): SagaError {

@@ -16,7 +16,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { SagaError } from '../errors';
-import { KvCache, Tier } from '../kv/kv_cache';
+import { KvCache } from '../kv/kv_cache';
 import { HASH_ROOT, hashTokenBlocks } from '../kv/token_hash';
 import type { CallInfo, EvictionPolicy, ReleaseInfo } from '../policy/types';
 import type { LlamaContextSequence } from './llama_runtime';
@@ -164,10 +164,7 @@ export class SessionResidency {
         await seq.clearHistory();
         this.forgetBlocks(kv);
       }
-      this.hostTokensUsed -= kv.hostTokens;
-      kv.hostTokens = 0;
-      kv.hostFile = undefined;
-      fs.rm(file, { force: true }, () => undefined);
+      this.leaveHostTier(kv);
     }
     return { slot, restored };
   }
@@ -186,11 +183,11 @@ export class SessionResidency {
     const n = hashes.length;
     if (n === 0) return;
     const ids = new Int32Array(n);
-    const sessions = new Int32Array(n).fill(kv.session);
     const positions = Int32Array.from({ length: n }, (_, i) => i);
-    this.cache.allocate(hashes, sessions, positions, ids);
+    this.cache.allocate(hashes, new Int32Array(n).fill(kv.session), positions, ids);
+    // The release goes tail first (deepest block first), as the policies and the core expect.
     const tailFirst = ids.slice().reverse();
-    const tailPositions = positions.slice().reverse();
+    const tailPositions = positions.reverse();
     const keys = new Float64Array(n);
     const info: ReleaseInfo = {
       call,
@@ -284,9 +281,7 @@ export class SessionResidency {
       () => undefined,
       () => {
         if (kv.hostFile !== file) return;
-        this.hostTokensUsed -= kv.hostTokens;
-        kv.hostTokens = 0;
-        kv.hostFile = undefined;
+        this.leaveHostTier(kv);
         this.forgetBlocks(kv);
         this.counters.offloads--;
         this.counters.drops++;
@@ -319,14 +314,20 @@ export class SessionResidency {
     }
     if (freed < need) return false;
     for (const kv of drop) {
-      fs.rm(kv.hostFile as string, { force: true }, () => undefined);
-      this.hostTokensUsed -= kv.hostTokens;
-      kv.hostTokens = 0;
-      kv.hostFile = undefined;
+      this.leaveHostTier(kv);
       this.forgetBlocks(kv);
       this.counters.drops++;
     }
     return true;
+  }
+
+  /** The session's state file is no longer held: its room is given back and the file removed. */
+  private leaveHostTier(kv: SessionKv): void {
+    if (kv.hostFile === undefined) return;
+    fs.rm(kv.hostFile, { force: true }, () => undefined);
+    this.hostTokensUsed -= kv.hostTokens;
+    kv.hostTokens = 0;
+    kv.hostFile = undefined;
   }
 
   private forgetBlocks(kv: SessionKv): void {
@@ -334,6 +335,3 @@ export class SessionResidency {
     kv.blocks = new Int32Array(0);
   }
 }
-
-/** Re-exported for tests: which tier a session's blocks are in. */
-export { Tier };

@@ -11,6 +11,7 @@ import type { TraceFormat } from '../workloads/loaders/detect';
 import { parseCapacity } from './capacity';
 import { evictionPolicyDescription, evictionPolicyNames, parseEvictionPolicyList } from './policies';
 import { formatReplayTable, runReplay } from './run';
+import { cliInteger } from '../util/cli_numbers';
 
 interface ReplayCliOptions {
   trace: string;
@@ -23,24 +24,16 @@ interface ReplayCliOptions {
   json?: string;
 }
 
-function positiveInteger(name: string, text: string): number {
-  if (!/^\d+$/.test(text.trim()) || Number(text) < 1 || !Number.isSafeInteger(Number(text))) {
-    throw badArgument(`${name} must be a positive integer, got "${text}"`);
-  }
-  return Number(text);
-}
-
 function replay(opts: ReplayCliOptions): void {
   // Everything the user typed is checked before the trace is read.
   const policies = parseEvictionPolicyList(opts.policies);
   const capacity = parseCapacity(opts.capacity);
   const load: TraceLoadOptions = { format: opts.format };
-  if (opts.blockSize !== undefined) load.blockSize = positiveInteger('--block-size', opts.blockSize);
+  if (opts.blockSize !== undefined) load.blockSize = cliInteger('--block-size', opts.blockSize, 1);
   const windowS = Number(opts.window);
   if (opts.window.trim() === '' || !Number.isFinite(windowS) || windowS < 0) throw badArgument(`--window must be seconds >= 0, got "${opts.window}"`);
   load.windowS = windowS;
-  if (!/^-?\d+$/.test(opts.seed.trim()) || !Number.isSafeInteger(Number(opts.seed))) throw badArgument(`--seed must be an integer, got "${opts.seed}"`);
-  load.seed = Number(opts.seed);
+  load.seed = cliInteger('--seed', opts.seed);
 
   const workload = loadTrace(opts.trace, load);
   const tty = process.stderr.isTTY === true;
