@@ -2,13 +2,14 @@
  * The `saga` command. Subcommands arrive with their issues; `info` reports the native backend, `replay`
  * replays a trace's blocks under eviction policies (lib/replay/command.ts), `simulate` runs a workload on
  * a simulated cluster under policy bundles (lib/sim, lib/metrics), `model create` and `engine` serve a
- * real model under a policy (lib/engine/command.ts).
+ * real model under a policy (lib/engine/command.ts), `serve` is the gateway in front of engines (lib/router).
  */
 import { Command, CommanderError } from 'commander';
 import { nativeBackend } from './native';
 import { KvCache } from './kv';
 import { addReplayCommand } from './replay/command';
 import { addEngineCommands } from './engine/command';
+import { addServeCommand } from './router/command';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { GPUS, MODELS } from './constants';
@@ -148,6 +149,7 @@ export async function main(argv: string[]): Promise<number> {
   addReplayCommand(program);
   addSimulateCommand(program);
   addEngineCommands(program);
+  addServeCommand(program);
   try {
     await program.parseAsync(argv, { from: 'user' });
     return 0;

@@ -249,3 +249,39 @@ export const ROUTING = {
   stealIntervalS: 0.5,
   newSessionSlack: 1,
 } as const;
+
+/**
+ * `saga serve`, the gateway (lib/router): defaults of its config file and the rules it estimates by.
+ * - charsPerToken: the gateway sees text, not tokens; ~4 characters of English text a token is OpenAI's
+ *   rule of thumb (help.openai.com, "What are tokens and how to count them?"), close for code as well.
+ * - blockChars: prompts are cut into blocks of this many characters for prefix hashes: 64 characters,
+ *   16 tokens at the rule above, vLLM's default block size.
+ * - blockRecordPerEngine: block hashes remembered per engine (an LRU); 65,536 blocks of 16 tokens is ~1M
+ *   tokens, the order of an H100's KV cache for an 8B model (lib/sim's cost model), at ~8 MB of memory.
+ * - prefillTokensPerS: an engine's prefill rate for the stealing test (recompute cost of a moved call) when
+ *   its config gives none: 10,000 tokens/s, the order of Llama-3.1-8B's prefill on one H100.
+ * - probeIntervalMs: how often a down engine is probed (GET /v1/models); probeTimeoutMs its limit.
+ * - maxAttempts: engines one call may be tried on (retries happen only before its first byte went out).
+ * - sessionIdleS: a session with no call for this long is forgotten (nothing marks a program's end).
+ * - the rest: the config file's defaults (README, `saga serve`).
+ */
+export const GATEWAY = {
+  charsPerToken: 4,
+  blockChars: 64,
+  blockRecordPerEngine: 65536,
+  prefillTokensPerS: 10000,
+  probeIntervalMs: 1000,
+  probeTimeoutMs: 1000,
+  maxAttempts: 3,
+  sessionIdleS: 1800,
+  host: '127.0.0.1',
+  port: 8080,
+  policy: 'saga',
+  maxQueuedPerEngine: 64,
+  retryAfterS: 1,
+  connectMs: 2000,
+  firstByteMs: 60000,
+  requestMs: 600000,
+  maxBodyBytes: 1048576,
+  tenantWeight: 1,
+} as const;

@@ -25,7 +25,9 @@ export type SagaErrorCode =
   | 'ERR_SAGA_BAD_MODEL'
   | 'ERR_SAGA_CONTEXT_LENGTH'
   | 'ERR_SAGA_ENGINE_UNAVAILABLE'
-  | 'ERR_SAGA_ENGINE_CLOSED';
+  | 'ERR_SAGA_ENGINE_CLOSED'
+  // `saga serve`: a gateway config file that cannot be read or is wrong (the message names the field).
+  | 'ERR_SAGA_BAD_CONFIG';
 
 export class SagaError extends Error {
   readonly code: SagaErrorCode;

@@ -11,13 +11,32 @@
  * it loaded itself (POST /saga/models) when it closes.
  */
 import { randomUUID } from 'node:crypto';
-import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { performance } from 'node:perf_hooks';
+import type { ServerResponse } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Registry } from 'prom-client';
 import { SagaError, badArgument } from '../errors';
 import { CHAT_ROLES, isChatRole, renderChatPrompt, type ChatMessage, type ChatRole, type ChatTextPart } from './chat_prompt';
-import type { CompletionRequest, CompletionResult, CompletionUsage, EngineStats, FinishReason, InferenceEngine, ProgramIdentity } from './types';
+import { countHttpRequests } from './http_metrics';
+import { OpenAiError, STATUS, installOpenAiErrorHandlers, invalidRequest, toOpenAiError } from './openai_errors';
+import {
+  field,
+  isJsonObject,
+  missing,
+  readBoolean,
+  readBooleanAt,
+  readInteger,
+  readMaxTokens,
+  readNumber,
+  readRequiredString,
+  readString,
+  requireJsonObject,
+  wrongType,
+  type JsonObject,
+} from './openai_fields';
+import { readIdentity } from './program_identity';
+import type { CompletionRequest, CompletionResult, CompletionUsage, EngineStats, FinishReason, InferenceEngine } from './types';
+
+export { OpenAiError, toOpenAiError, type OpenAiErrorBody } from './openai_errors';
 
 /** Room for a long agent conversation (a 128k-token context is ~0.5 MB of text) several times over as JSON. */
 const DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024;
@@ -30,32 +49,6 @@ const DEFAULT_TEMPERATURE = 1;
 const MAX_TEMPERATURE = 2;
 /** OpenAI's limit on `stop`. */
 const MAX_STOP_SEQUENCES = 4;
-/** Session, tenant and kind are ids that key the engine's tables and logs, not payloads. */
-const MAX_IDENTITY_CHARS = 256;
-const DEFAULT_TENANT = 'default';
-const DEFAULT_KIND = 'default';
-const IDENTITY_HEADERS = { session: 'x-saga-session', tenant: 'x-saga-tenant', kind: 'x-saga-kind' } as const;
-/** Control characters have no place in an id and break logs and metric labels. */
-const CONTROL_CHARACTER = /\p{Cc}/u;
-/** Calls run from milliseconds (health, scrapes, short completions) to minutes (long generations behind a queue). */
-const HTTP_DURATION_BUCKETS_S = [0.005, 0.025, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600];
-/** The route label of requests that matched no route, so that scanners cannot mint label values. */
-const UNMATCHED_ROUTE = 'unmatched';
-const MS_PER_S = 1000;
-
-const STATUS = {
-  ok: 200,
-  badRequest: 400,
-  notFound: 404,
-  conflict: 409,
-  payloadTooLarge: 413,
-  unsupportedMediaType: 415,
-  /** nginx's status for a client that left before its answer was complete (in metrics only: nobody receives it). */
-  clientClosedRequest: 499,
-  internalError: 500,
-  unavailable: 503,
-} as const;
-
 const SSE_HEADERS = {
   'content-type': 'text/event-stream; charset=utf-8',
   'cache-control': 'no-cache',
@@ -73,163 +66,6 @@ export interface EngineServerOptions {
   readonly logger?: boolean;
 }
 
-// ---------------------------------------------------------------------------------------------------------
-// Errors in OpenAI's shape
-
-type OpenAiErrorType = 'invalid_request_error' | 'server_error';
-
-export interface OpenAiErrorBody {
-  readonly error: { readonly message: string; readonly type: OpenAiErrorType; readonly param: string | null; readonly code: string | null };
-}
-
-/** A failure answered to the client: its HTTP status and OpenAI's error object. */
-export class OpenAiError extends Error {
-  readonly type: OpenAiErrorType;
-
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly param: string | null = null,
-    readonly code: string | null = null,
-  ) {
-    super(message);
-    this.name = 'OpenAiError';
-    this.type = status < STATUS.internalError ? 'invalid_request_error' : 'server_error';
-  }
-
-  body(): OpenAiErrorBody {
-    return { error: { message: this.message, type: this.type, param: this.param, code: this.code } };
-  }
-}
-
-function invalidRequest(param: string | null, message: string, code: string | null = null): OpenAiError {
-  return new OpenAiError(STATUS.badRequest, message, param, code);
-}
-
-interface FastifyClientError extends Error {
-  readonly code: string;
-  readonly statusCode: number;
-}
-
-/** Fastify's own 4xx errors (body parsing, content type, body size). */
-function isFastifyClientError(error: unknown): error is FastifyClientError {
-  if (!(error instanceof Error) || !('statusCode' in error) || !('code' in error)) return false;
-  const { statusCode, code } = error;
-  return typeof statusCode === 'number' && statusCode >= STATUS.badRequest && statusCode < STATUS.internalError && typeof code === 'string';
-}
-
-function fromFastifyClientError(error: FastifyClientError): OpenAiError {
-  switch (error.code) {
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-      return invalidRequest(null, 'Unsupported content type: send the request body as JSON, with content-type application/json.');
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return invalidRequest(null, 'The request body is empty: expected a JSON object.');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return invalidRequest(null, 'The request body is not valid JSON.');
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new OpenAiError(STATUS.payloadTooLarge, 'The request body is larger than this server accepts.');
-    default:
-      return new OpenAiError(error.statusCode === STATUS.unsupportedMediaType ? STATUS.badRequest : error.statusCode, error.message);
-  }
-}
-
-function fromSagaError(error: SagaError, promptParam: string | null): OpenAiError {
-  switch (error.code) {
-    case 'ERR_SAGA_BAD_ARGUMENT':
-      return invalidRequest(null, error.message);
-    case 'ERR_SAGA_CONTEXT_LENGTH':
-      return invalidRequest(promptParam, error.message, 'context_length_exceeded');
-    case 'ERR_SAGA_ENGINE_CLOSED':
-      return new OpenAiError(STATUS.unavailable, error.message);
-    default:
-      return new OpenAiError(STATUS.internalError, error.message);
-  }
-}
-
-/** Any failure as the answer to send; `promptParam` names the field a prompt the engine found too long came in. */
-export function toOpenAiError(error: unknown, promptParam: string | null = null): OpenAiError {
-  if (error instanceof OpenAiError) return error;
-  if (error instanceof SagaError) return fromSagaError(error, promptParam);
-  if (isFastifyClientError(error)) return fromFastifyClientError(error);
-  const message = error instanceof Error ? error.message : String(error);
-  return new OpenAiError(STATUS.internalError, message === '' ? 'Internal server error.' : message);
-}
-
-// ---------------------------------------------------------------------------------------------------------
-// Reading request fields (OpenAI takes `null` for an optional field as "not given"; unknown fields are ignored)
-
-type JsonObject = Readonly<Record<string, unknown>>;
-
-function isJsonObject(value: unknown): value is JsonObject {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function requireJsonObject(body: unknown): JsonObject {
-  if (!isJsonObject(body)) throw invalidRequest(null, `The request body must be a JSON object, but got ${describeJson(body)}.`);
-  return body;
-}
-
-function field(body: JsonObject, name: string): unknown {
-  const value = Object.hasOwn(body, name) ? body[name] : undefined;
-  return value === null ? undefined : value;
-}
-
-function describeJson(value: unknown): string {
-  if (value === null || value === undefined) return 'nothing';
-  if (Array.isArray(value)) return 'an array';
-  if (typeof value === 'number') return Number.isInteger(value) ? 'an integer' : 'a decimal';
-  if (typeof value === 'object') return 'an object';
-  return `a ${typeof value}`;
-}
-
-function wrongType(param: string, expected: string, value: unknown): OpenAiError {
-  return invalidRequest(param, `Invalid type for '${param}': expected ${expected}, but got ${describeJson(value)} instead.`);
-}
-
-function missing(param: string): OpenAiError {
-  return invalidRequest(param, `Missing required parameter: '${param}'.`);
-}
-
-function readString(body: JsonObject, name: string): string | undefined {
-  const value = field(body, name);
-  if (value !== undefined && typeof value !== 'string') throw wrongType(name, 'a string', value);
-  return value;
-}
-
-function readRequiredString(body: JsonObject, name: string): string {
-  const value = readString(body, name);
-  if (value === undefined) throw missing(name);
-  if (value === '') throw invalidRequest(name, `Invalid '${name}': expected a non-empty string.`);
-  return value;
-}
-
-function readBoolean(body: JsonObject, name: string): boolean | undefined {
-  const value = field(body, name);
-  if (value !== undefined && typeof value !== 'boolean') throw wrongType(name, 'a boolean', value);
-  return value;
-}
-
-function outOfRange(param: string, kind: string, bound: string, value: number): OpenAiError {
-  return invalidRequest(param, `Invalid '${param}': ${kind}. Expected a value ${bound}, but got ${value} instead.`);
-}
-
-function readInteger(body: JsonObject, name: string, min = Number.MIN_SAFE_INTEGER): number | undefined {
-  const value = field(body, name);
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number' || !Number.isInteger(value)) throw wrongType(name, 'an integer', value);
-  if (value < min) throw outOfRange(name, 'integer below minimum value', `>= ${min}`, value);
-  if (value > Number.MAX_SAFE_INTEGER) throw outOfRange(name, 'integer above maximum value', `<= ${Number.MAX_SAFE_INTEGER}`, value);
-  return value;
-}
-
-function readNumber(body: JsonObject, name: string, min: number, max: number): number | undefined {
-  const value = field(body, name);
-  if (value === undefined) return undefined;
-  if (typeof value !== 'number') throw wrongType(name, 'a number', value);
-  if (value < min) throw outOfRange(name, 'number below minimum value', `>= ${min}`, value);
-  if (value > max) throw outOfRange(name, 'number above maximum value', `<= ${max}`, value);
-  return value;
-}
 
 /** `stop`: a string or up to MAX_STOP_SEQUENCES of them. */
 function readStop(body: JsonObject): string[] | undefined {
@@ -249,12 +85,6 @@ function readStop(body: JsonObject): string[] | undefined {
   });
 }
 
-/** The first of `names` given, each checked (chat takes `max_completion_tokens` over the older `max_tokens`). */
-function readMaxTokens(body: JsonObject, names: readonly string[]): { readonly value: number | undefined; readonly param: string } {
-  const values = names.map((name) => readInteger(body, name, 1));
-  const given = values.findIndex((value) => value !== undefined);
-  return given < 0 ? { value: undefined, param: names[0] } : { value: values[given], param: names[given] };
-}
 
 function readTextPrompt(body: JsonObject): string {
   const value = field(body, 'prompt');
@@ -346,39 +176,6 @@ function readGenerationOptions(body: JsonObject, endpoint: CompletionEndpoint): 
     stream,
     includeUsage,
     user: readString(body, 'user'),
-  };
-}
-
-/** A boolean of a nested object, named by its full path in errors. */
-function readBooleanAt(object: JsonObject, name: string, param: string): boolean {
-  const value = field(object, name);
-  if (value !== undefined && typeof value !== 'boolean') throw wrongType(param, 'a boolean', value);
-  return value ?? false;
-}
-
-function checkIdentityValue(value: string, param: string): string {
-  if (value === '' || value.length > MAX_IDENTITY_CHARS || CONTROL_CHARACTER.test(value)) {
-    throw invalidRequest(param, `Invalid '${param}': expected 1 to ${MAX_IDENTITY_CHARS} printable characters.`);
-  }
-  return value;
-}
-
-function identityHeader(headers: IncomingHttpHeaders, name: string): string | undefined {
-  const value = headers[name];
-  const text = Array.isArray(value) ? value.join(', ') : value;
-  return text === undefined ? undefined : checkIdentityValue(text, name);
-}
-
-/**
- * The agent program a call belongs to: the x-saga-* headers; else `user` as the session (what OpenAI
- * clients can set without custom headers); else a session of its own, so that unrelated calls never share.
- */
-function readIdentity(headers: IncomingHttpHeaders, user: string | undefined, anonymousSession: () => string): ProgramIdentity {
-  const userSession = user === undefined || user === '' ? undefined : checkIdentityValue(user, 'user');
-  return {
-    session: identityHeader(headers, IDENTITY_HEADERS.session) ?? userSession ?? anonymousSession(),
-    tenant: identityHeader(headers, IDENTITY_HEADERS.tenant) ?? DEFAULT_TENANT,
-    kind: identityHeader(headers, IDENTITY_HEADERS.kind) ?? DEFAULT_KIND,
   };
 }
 
@@ -559,7 +356,7 @@ function abortWhenClientLeaves(response: ServerResponse): AbortController {
 }
 
 function nowSeconds(): number {
-  return Math.floor(Date.now() / MS_PER_S);
+  return Math.floor(Date.now() / 1000);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -664,40 +461,12 @@ function registerEngineMetrics(registry: Registry, models: ServedModels): void {
   }
 }
 
-/** HTTP requests by route and status, and their durations, counted when the response closes (streams included). */
-function countHttpRequests(app: FastifyInstance, registry: Registry): void {
-  const requests = new Counter({
-    name: 'saga_engine_http_requests_total',
-    help: 'HTTP requests answered, by route and status (499: the client left first).',
-    labelNames: ['route', 'status'] as const,
-    registers: [registry],
-  });
-  const durations = new Histogram({
-    name: 'saga_engine_http_request_duration_seconds',
-    help: 'Time from a request arriving to its response closing, by route.',
-    labelNames: ['route'] as const,
-    buckets: HTTP_DURATION_BUCKETS_S,
-    registers: [registry],
-  });
-  app.addHook('onRequest', (request, reply, done) => {
-    const startMs = performance.now();
-    const route = request.routeOptions.url ?? UNMATCHED_ROUTE;
-    reply.raw.once('close', () => {
-      const status = reply.raw.writableEnded ? reply.raw.statusCode : STATUS.clientClosedRequest;
-      requests.inc({ route, status: String(status) });
-      durations.observe({ route }, (performance.now() - startMs) / MS_PER_S);
-    });
-    done();
-  });
-}
-
 // ---------------------------------------------------------------------------------------------------------
 // The server
 
 export function createEngineServer(options: EngineServerOptions): FastifyInstance {
   const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
-  // JSON only: a text/plain body would otherwise reach the handlers as a string.
-  app.removeContentTypeParser('text/plain');
+  installOpenAiErrorHandlers(app);
 
   const models = new ServedModels();
   for (const engine of options.engines) models.add(engine);
@@ -708,16 +477,7 @@ export function createEngineServer(options: EngineServerOptions): FastifyInstanc
 
   const registry = new Registry();
   registerEngineMetrics(registry, models);
-  countHttpRequests(app, registry);
-
-  app.setErrorHandler((error, request, reply) => {
-    const answer = toOpenAiError(error);
-    if (answer.status >= STATUS.internalError) request.log.error({ err: error }, 'request failed');
-    return reply.status(answer.status).send(answer.body());
-  });
-  app.setNotFoundHandler((request, reply) =>
-    reply.status(STATUS.notFound).send(new OpenAiError(STATUS.notFound, `Invalid URL (${request.method} ${request.url}).`, null, 'unknown_url').body()),
-  );
+  countHttpRequests(app, registry, 'saga_engine');
 
   async function complete(endpoint: CompletionEndpoint, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const body = requireJsonObject(request.body);

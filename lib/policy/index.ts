@@ -23,6 +23,7 @@ export { KvflowEviction, createKvflowBundle } from './kvflow';
 export { createVllmBundle, FcfsQueue, LruEviction, SessionAffinityRouting } from './vllm';
 export { createSagaBundle, createSagaEvictionBundle, createSagaRoutingBundle } from './saga';
 export { AffinityStealingRouting } from './saga_routing';
+export { LeastLoadedRouting, RoundRobinRouting } from './load_balancing';
 export { SagaEviction } from './saga_eviction';
 
 /** What a policy may be built from. Only an oracle reads the workload. */

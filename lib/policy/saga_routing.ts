@@ -76,6 +76,11 @@ export class AffinityStealingRouting implements RoutingPolicy {
   observe(event: PolicyEvent): void {
     this.affinity.observe(event);
   }
+
+  /** Moves a live session's home (a gateway does when the home engine goes down). */
+  moveHome(session: number, engineId: number): void {
+    this.affinity.moveHome(session, engineId);
+  }
 }
 
 /** How long a call joining `engine`'s queue now should expect to wait: as long as its oldest waiter has. */

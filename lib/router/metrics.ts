@@ -1,0 +1,75 @@
+/**
+ * The gateway's Prometheus metrics, on a registry of its own (several gateways in one process, as in tests,
+ * do not collide). Gauges of engine state are read when scraped; the rest count as things happen.
+ */
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { EngineState } from './engine_state';
+
+/** Slowdowns of one call (time at the gateway / time at the engine): 1 is no queueing at all. */
+const SLOWDOWN_BUCKETS = [1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50];
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly upstreamErrors: Counter<'engine' | 'reason'>;
+  readonly retries: Counter<'engine'>;
+  readonly steals: Counter;
+  readonly rejected: Counter<'reason'>;
+  readonly sessionRoutes: Counter<'outcome'>;
+  readonly tenantServiceTokens: Counter<'tenant'>;
+  readonly tenantCalls: Counter<'tenant'>;
+  readonly tenantSloMet: Counter<'tenant'>;
+  readonly tenantSlowdown: Histogram<'tenant'>;
+  readonly promptTokens: Counter<'engine'>;
+  readonly cachedTokens: Counter<'engine'>;
+  private readonly cached = { prompt: 0, cached: 0 };
+
+  constructor(engines: readonly EngineState[]) {
+    const registers = [this.registry];
+    const perEngine = (name: string, help: string, read: (e: EngineState) => number) =>
+      new Gauge({
+        name,
+        help,
+        labelNames: ['engine'] as const,
+        registers,
+        collect() {
+          for (const e of engines) this.set({ engine: e.name }, read(e));
+        },
+      });
+    perEngine('saga_gateway_queue_depth', 'Calls waiting in the gateway for the engine (not yet sent).', (e) => e.queue.length);
+    perEngine('saga_gateway_in_flight', 'Calls sent to the engine and not yet answered.', (e) => e.inFlight);
+    perEngine('saga_gateway_engine_up', '1 while the engine is up, 0 while it is marked down.', (e) => (e.up ? 1 : 0));
+    this.upstreamErrors = new Counter({ name: 'saga_gateway_upstream_errors_total', help: 'Failed upstream calls, by engine and reason (connect, timeout, reset, status_5xx, status_4xx, ...).', labelNames: ['engine', 'reason'] as const, registers });
+    this.retries = new Counter({ name: 'saga_gateway_retries_total', help: 'Calls tried again on another engine after failing on this one before their first byte.', labelNames: ['engine'] as const, registers });
+    this.steals = new Counter({ name: 'saga_gateway_steals_total', help: 'Queued calls moved to another engine by work stealing.', registers });
+    this.rejected = new Counter({ name: 'saga_gateway_rejected_total', help: 'Calls refused at admission: queue_full (429), no_engine (503).', labelNames: ['reason'] as const, registers });
+    this.sessionRoutes = new Counter({ name: 'saga_gateway_session_routes_total', help: "Calls by where they went against their session's previous engine: home, moved, new (first call).", labelNames: ['outcome'] as const, registers });
+    this.tenantServiceTokens = new Counter({ name: 'saga_gateway_tenant_service_tokens_total', help: 'Tokens served per tenant: prompt + completion (from the engine usage, else estimated).', labelNames: ['tenant'] as const, registers });
+    this.tenantCalls = new Counter({ name: 'saga_gateway_tenant_calls_total', help: 'Calls answered per tenant.', labelNames: ['tenant'] as const, registers });
+    this.tenantSloMet = new Counter({ name: 'saga_gateway_tenant_slo_met_total', help: "Calls whose slowdown was within their tenant's SLO.", labelNames: ['tenant'] as const, registers });
+    this.tenantSlowdown = new Histogram({ name: 'saga_gateway_tenant_slowdown', help: "Per call: time from arrival at the gateway to the answer's end / time at the engine.", labelNames: ['tenant'] as const, buckets: SLOWDOWN_BUCKETS, registers });
+    this.promptTokens = new Counter({ name: 'saga_gateway_prompt_tokens_total', help: 'Prompt tokens the engines reported (usage.prompt_tokens), for calls that reported cached tokens.', labelNames: ['engine'] as const, registers });
+    this.cachedTokens = new Counter({ name: 'saga_gateway_cached_tokens_total', help: 'Cached prompt tokens the engines reported (usage.prompt_tokens_details.cached_tokens).', labelNames: ['engine'] as const, registers });
+    const cached = this.cached;
+    new Gauge({
+      name: 'saga_gateway_affinity_hit_rate',
+      help: 'Cached prompt tokens / prompt tokens over the calls whose engine reported cached tokens (0 before any).',
+      registers,
+      collect() {
+        this.set(cached.prompt > 0 ? cached.cached / cached.prompt : 0);
+      },
+    });
+  }
+
+  /** An engine's usage report of one call: counts towards the hit rate when it says what was cached. */
+  usage(engine: string, promptTokens: number, cachedTokens: number | undefined): void {
+    if (cachedTokens === undefined) return;
+    this.promptTokens.inc({ engine }, promptTokens);
+    this.cachedTokens.inc({ engine }, cachedTokens);
+    this.cached.prompt += promptTokens;
+    this.cached.cached += cachedTokens;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}

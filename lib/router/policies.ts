@@ -1,0 +1,78 @@
+/**
+ * The policy objects behind each `saga serve` policy: the same classes the simulator drives (DESIGN.md: a
+ * policy never knows which one is driving it), with the gateway's tenants' weights and SLOs.
+ * - `saga`: session affinity with work stealing (AffinityStealingRouting), Agent Fair Share over tenants
+ *   (AfsQueue, tenants' weights; a program near its SLO moves ahead by the remaining work the AEG predicts),
+ *   and the Agent Execution Graph learning from live traffic.
+ * - `affinity`: vLLM's session-affinity routing (SessionAffinityRouting, no stealing), FCFS.
+ * - `round-robin`, `least-loaded`: no affinity, FCFS.
+ * No eviction policy: the engines' caches are their own.
+ */
+import { AgentExecutionGraph } from '../graph/aeg';
+import { DEFAULT_SLO } from '../metrics/metrics';
+import { AfsQueue } from '../policy/afs';
+import { LeastLoadedRouting, RoundRobinRouting } from '../policy/load_balancing';
+import { AffinityStealingRouting } from '../policy/saga_routing';
+import type { PolicyEvent, QueuePolicy, RoutingPolicy } from '../policy/types';
+import { FcfsQueue, SessionAffinityRouting } from '../policy/vllm';
+import type { GatewayPolicyName, TenantConfig } from './config';
+
+/** A routing policy whose sessions have homes the gateway can move (when a home engine goes down). */
+export type GatewayRouting = RoutingPolicy & { moveHome?(session: number, engineId: number): void; observe?(event: PolicyEvent): void };
+type Observer = { observe?(event: PolicyEvent): void };
+
+export interface GatewayPolicies {
+  readonly name: GatewayPolicyName;
+  readonly routing: GatewayRouting;
+  readonly queue: QueuePolicy & Observer;
+  /** The AEG, where the policy learns one. */
+  readonly graph: AgentExecutionGraph | undefined;
+  /** Every event, to every part that observes. */
+  observe(event: PolicyEvent | StealEvent): void;
+  /** Events only the routing and queue keep state for (a retried call's new arrival, a forgotten session). */
+  observeQueueing(event: PolicyEvent): void;
+}
+
+/** A waiting call moved from one engine's queue to another's (AfsQueue reads it; others ignore it). */
+export interface StealEvent {
+  readonly type: 'call-steal';
+  readonly call: PolicyEvent['call'];
+  readonly fromEngineId: number;
+  readonly engineId: number;
+  readonly nowS: number;
+}
+
+export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[]): GatewayPolicies {
+  let routing: GatewayRouting;
+  let queue: QueuePolicy & Observer;
+  let graph: AgentExecutionGraph | undefined;
+  if (name === 'saga') {
+    const aeg = new AgentExecutionGraph();
+    graph = aeg;
+    routing = new AffinityStealingRouting();
+    // AfsQueue takes one SLO for its urgency rule: the strictest tenant's, so that no tenant's is missed.
+    const slos = tenants.map((t) => t.slo.slowdown);
+    queue = new AfsQueue({
+      weights: Object.fromEntries(tenants.map((t) => [t.name, t.weight])),
+      sloSlowdown: slos.length > 0 ? Math.min(...slos) : DEFAULT_SLO,
+      remainingWorkS: (call) => aeg.remainingWorkS(call),
+    });
+  } else {
+    routing = name === 'affinity' ? new SessionAffinityRouting() : name === 'round-robin' ? new RoundRobinRouting() : new LeastLoadedRouting();
+    queue = new FcfsQueue();
+  }
+  const queueing: Observer[] = [routing, queue];
+  return {
+    name,
+    routing,
+    queue,
+    graph,
+    observe(event) {
+      for (const part of queueing) part.observe?.(event as PolicyEvent);
+      if (event.type !== 'call-steal') graph?.observe(event);
+    },
+    observeQueueing(event) {
+      for (const part of queueing) part.observe?.(event);
+    },
+  };
+}

@@ -1,0 +1,170 @@
+/**
+ * A stub OpenAI-compatible engine for gateway tests and benches: an in-process Fastify server on a port of
+ * its own that answers chat and text completions with OpenAI-shaped JSON (usage included) or SSE chunks,
+ * and that can be told to fail: refuse connections (closed), answer an error status, hang, or die in the
+ * middle of a stream. It records every completion request it receives.
+ *
+ * Usage reports cached tokens as a prefix cache would: the longest common prefix of the prompt with any
+ * prompt this stub saw before, in whole 16-token blocks (at 4 characters a token), so that tests can tell a
+ * session that stayed on one engine from one that moved.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
+
+export type StubBehaviour =
+  /** Answer normally. */
+  | 'ok'
+  /** Answer `status` with an OpenAI error body. */
+  | 'error'
+  /** Accept the request and never answer. */
+  | 'hang'
+  /** Streams: send the first chunk, then drop the connection. Whole answers: drop the connection at once. */
+  | 'die';
+
+export interface StubUpstreamOptions {
+  /** Model id served (default `stub-model`). */
+  readonly model?: string;
+  /** Milliseconds before the answer (or a stream's first chunk). */
+  readonly delayMs?: number;
+  /** Streams: content chunks sent (default 3), and milliseconds between them (default 0). */
+  readonly chunks?: number;
+  readonly chunkDelayMs?: number;
+  /** Completion tokens reported (default 8). */
+  readonly completionTokens?: number;
+  readonly behaviour?: StubBehaviour;
+  /** Status of the `error` behaviour (default 500). */
+  readonly status?: number;
+  /** Report cached tokens (default true). */
+  readonly reportCached?: boolean;
+}
+
+export interface StubRequest {
+  readonly path: string;
+  readonly headers: IncomingHttpHeaders;
+  readonly body: Record<string, unknown>;
+}
+
+export interface StubUpstream {
+  /** `http://127.0.0.1:PORT`, the engine's base URL. */
+  readonly url: string;
+  readonly port: number;
+  /** Completion requests received, in order. */
+  readonly requests: StubRequest[];
+  /** Completions answered in full. */
+  readonly completed: () => number;
+  /** Changes what the stub does with the next requests. */
+  setBehaviour(behaviour: StubBehaviour, status?: number): void;
+  /** Stops listening and drops every connection, hanging ones included (an engine that died). */
+  close(): Promise<void>;
+}
+
+const CHARS_PER_TOKEN = 4;
+const BLOCK_TOKENS = 16;
+
+function sleep(ms: number): Promise<void> {
+  return ms > 0 ? new Promise((resolve) => setTimeout(resolve, ms)) : Promise.resolve();
+}
+
+function promptOf(body: Record<string, unknown>): string {
+  if (Array.isArray(body.messages)) return body.messages.map((m) => JSON.stringify(m)).join('\n');
+  return typeof body.prompt === 'string' ? body.prompt : JSON.stringify(body.prompt ?? '');
+}
+
+function commonPrefix(a: string, b: string): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
+  return i;
+}
+
+export async function startStubUpstream(options: StubUpstreamOptions = {}): Promise<StubUpstream> {
+  const model = options.model ?? 'stub-model';
+  const completionTokens = options.completionTokens ?? 8;
+  const chunks = options.chunks ?? 3;
+  let behaviour: StubBehaviour = options.behaviour ?? 'ok';
+  let status = options.status ?? 500;
+  const requests: StubRequest[] = [];
+  const seen: string[] = [];
+  let completed = 0;
+  let ids = 0;
+  const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 64 * 1024 * 1024 });
+
+  function usage(prompt: string): object {
+    const promptTokens = Math.ceil(prompt.length / CHARS_PER_TOKEN);
+    let cachedChars = 0;
+    for (const old of seen) cachedChars = Math.max(cachedChars, commonPrefix(old, prompt));
+    seen.push(prompt);
+    const cachedTokens = Math.min(promptTokens, Math.floor(cachedChars / CHARS_PER_TOKEN / BLOCK_TOKENS) * BLOCK_TOKENS);
+    return {
+      prompt_tokens: promptTokens,
+      completion_tokens: completionTokens,
+      total_tokens: promptTokens + completionTokens,
+      ...(options.reportCached === false ? {} : { prompt_tokens_details: { cached_tokens: cachedTokens } }),
+    };
+  }
+
+  async function complete(chat: boolean, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+    const body = request.body as Record<string, unknown>;
+    requests.push({ path: request.url, headers: request.headers, body });
+    const mode = behaviour;
+    if (mode === 'hang') return new Promise<never>(() => undefined);
+    await sleep(options.delayMs ?? 0);
+    if (mode === 'error') return reply.code(status).send({ error: { message: `stub error ${status}`, type: status < 500 ? 'invalid_request_error' : 'server_error', param: null, code: null } });
+    if (mode === 'die' && body.stream !== true) {
+      request.raw.socket.destroy();
+      return reply;
+    }
+    const id = `stub-${++ids}`;
+    const head = { id, object: chat ? 'chat.completion' : 'text_completion', created: 0, model };
+    const u = usage(promptOf(body));
+    if (body.stream !== true) {
+      completed++;
+      const text = 'x'.repeat(completionTokens * CHARS_PER_TOKEN);
+      const choice = chat ? { index: 0, message: { role: 'assistant', content: text }, finish_reason: 'stop' } : { index: 0, text, finish_reason: 'stop' };
+      return { ...head, choices: [choice], usage: u };
+    }
+    reply.hijack();
+    const raw = reply.raw;
+    raw.writeHead(200, { 'content-type': 'text/event-stream' });
+    const chunkObject = chat ? 'chat.completion.chunk' : 'text_completion';
+    const event = (choice: object, extra: object = {}) => `data: ${JSON.stringify({ ...head, object: chunkObject, choices: [choice], ...extra })}\n\n`;
+    const piece = (text: string) => (chat ? { index: 0, delta: { content: text }, finish_reason: null } : { index: 0, text, finish_reason: null });
+    for (let i = 0; i < chunks; i++) {
+      if (i > 0) await sleep(options.chunkDelayMs ?? 0);
+      if (raw.destroyed) return reply;
+      raw.write(event(piece(`chunk${i} `)));
+      if (mode === 'die') {
+        raw.socket?.destroy();
+        return reply;
+      }
+    }
+    const includeUsage = typeof body.stream_options === 'object' && body.stream_options !== null && (body.stream_options as { include_usage?: unknown }).include_usage === true;
+    raw.write(event(chat ? { index: 0, delta: {}, finish_reason: 'stop' } : { index: 0, text: '', finish_reason: 'stop' }));
+    if (includeUsage) raw.write(`data: ${JSON.stringify({ ...head, object: chunkObject, choices: [], usage: u })}\n\n`);
+    raw.end('data: [DONE]\n\n');
+    completed++;
+    return reply;
+  }
+
+  app.post('/v1/chat/completions', (request, reply) => complete(true, request, reply));
+  app.post('/v1/completions', (request, reply) => complete(false, request, reply));
+  app.get('/v1/models', async () => ({ object: 'list', data: [{ id: model, object: 'model', created: 0, owned_by: 'stub' }] }));
+  app.get('/health', async () => ({ status: 'ok' }));
+
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    port,
+    requests,
+    completed: () => completed,
+    setBehaviour(next, nextStatus) {
+      behaviour = next;
+      if (nextStatus !== undefined) status = nextStatus;
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}
