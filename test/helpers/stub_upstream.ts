@@ -36,6 +36,8 @@ export interface StubUpstreamOptions {
   readonly status?: number;
   /** Report cached tokens (default true). */
   readonly reportCached?: boolean;
+  /** Port to listen on (default: any free one); e.g. to bring back an engine that died. */
+  readonly port?: number;
 }
 
 export interface StubRequest {
@@ -132,11 +134,12 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
     for (let i = 0; i < chunks; i++) {
       if (i > 0) await sleep(options.chunkDelayMs ?? 0);
       if (raw.destroyed) return reply;
-      raw.write(event(piece(`chunk${i} `)));
       if (mode === 'die') {
-        raw.socket?.destroy();
+        // Dropped once the chunk has left: the client has its first byte, then the engine is gone.
+        raw.write(event(piece(`chunk${i} `)), () => raw.socket?.destroy());
         return reply;
       }
+      raw.write(event(piece(`chunk${i} `)));
     }
     const includeUsage = typeof body.stream_options === 'object' && body.stream_options !== null && (body.stream_options as { include_usage?: unknown }).include_usage === true;
     raw.write(event(chat ? { index: 0, delta: {}, finish_reason: 'stop' } : { index: 0, text: '', finish_reason: 'stop' }));
@@ -151,7 +154,7 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
   app.get('/v1/models', async () => ({ object: 'list', data: [{ id: model, object: 'model', created: 0, owned_by: 'stub' }] }));
   app.get('/health', async () => ({ status: 'ok' }));
 
-  await app.listen({ host: '127.0.0.1', port: 0 });
+  await app.listen({ host: '127.0.0.1', port: options.port ?? 0 });
   const address = app.server.address();
   const port = typeof address === 'object' && address !== null ? address.port : 0;
   return {

@@ -1,0 +1,248 @@
+/**
+ * `saga serve` against stub engines (in-process, localhost): routing choices of each policy, engine hints,
+ * streaming passthrough, the model list, metrics and bad requests.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { startGateway, type Gateway, type GatewayConfigInput } from '../lib/router/index';
+import { agentTurn, call, metricSum } from './helpers/gateway_requests';
+import { startStubUpstream, type StubUpstream, type StubUpstreamOptions } from './helpers/stub_upstream';
+
+const open: { close(): Promise<void> }[] = [];
+
+afterEach(async () => {
+  for (const thing of open.splice(0).reverse()) await thing.close();
+});
+
+async function stubs(...options: StubUpstreamOptions[]): Promise<StubUpstream[]> {
+  const started = await Promise.all(options.map((o) => startStubUpstream(o)));
+  open.push(...started);
+  return started;
+}
+
+async function gateway(config: Omit<GatewayConfigInput, 'engines'> & { engines: GatewayConfigInput['engines'] }): Promise<Gateway> {
+  const gw = await startGateway({ listen: { port: 0 }, ...config });
+  open.push(gw);
+  return gw;
+}
+
+function engines(upstreams: readonly StubUpstream[], kind = 'openai', capacity = 4): GatewayConfigInput['engines'] {
+  return upstreams.map((u, i) => ({ name: `e${i}`, url: u.url, kind: kind as 'openai', capacity }));
+}
+
+describe('routing', () => {
+  it('round-robin sends one call to each engine in turn, whatever the session', async () => {
+    const ups = await stubs({}, {});
+    const gw = await gateway({ policy: 'round-robin', engines: engines(ups) });
+    const served: (string | null)[] = [];
+    for (let i = 0; i < 4; i++) served.push((await call(gw.url, { session: 's1' })).engine);
+    expect(served).toEqual(['e0', 'e1', 'e0', 'e1']);
+  });
+
+  it('affinity keeps a session on its home engine and spreads new sessions', async () => {
+    const ups = await stubs({}, {});
+    const gw = await gateway({ policy: 'affinity', engines: engines(ups) });
+    const s1: (string | null)[] = [];
+    const s2: (string | null)[] = [];
+    for (let turn = 1; turn <= 3; turn++) {
+      s1.push((await call(gw.url, { session: 's1', body: agentTurn('s1', turn) })).engine);
+      s2.push((await call(gw.url, { session: 's2', body: agentTurn('s2', turn) })).engine);
+    }
+    expect(new Set(s1).size).toBe(1);
+    expect(new Set(s2).size).toBe(1);
+    expect(s1[0]).not.toBe(s2[0]);
+    // The stubs' prefix caches saw each session's earlier turns: later turns report cached tokens.
+    const metrics = await gw.metrics();
+    expect(metricSum(metrics, 'saga_gateway_session_routes_total', 'outcome="home"')).toBe(4);
+    expect(metricSum(metrics, 'saga_gateway_session_routes_total', 'outcome="moved"')).toBe(0);
+    expect(metricSum(metrics, 'saga_gateway_cached_tokens_total')).toBeGreaterThan(0);
+    expect(metricSum(metrics, 'saga_gateway_affinity_hit_rate')).toBeGreaterThan(0.3);
+  });
+
+  it('round-robin moves a session between engines, so fewer of its tokens are cached than under affinity', async () => {
+    const hitRate = async (policy: 'round-robin' | 'affinity') => {
+      const ups = await stubs({}, {});
+      const gw = await gateway({ policy, engines: engines(ups) });
+      for (let turn = 1; turn <= 4; turn++) await call(gw.url, { session: 's', body: agentTurn('s', turn) });
+      return metricSum(await gw.metrics(), 'saga_gateway_affinity_hit_rate');
+    };
+    expect(await hitRate('affinity')).toBeGreaterThan(await hitRate('round-robin'));
+  });
+
+  it('a queued call waits for its home under affinity, and saga steals it for an idle engine', async () => {
+    const home = async (policy: 'affinity' | 'saga') => {
+      // e0 is slow and takes one call at a time; e1 is idle.
+      const ups = await stubs({ delayMs: 800 }, {});
+      const gw = await gateway({ policy, engines: [{ name: 'e0', url: ups[0].url, kind: 'openai', capacity: 1 }, { name: 'e1', url: ups[1].url, kind: 'openai', capacity: 1 }] });
+      const first = call(gw.url, { session: 's', body: agentTurn('s', 1) });
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = call(gw.url, { session: 's', body: agentTurn('s', 2) });
+      const answers = await Promise.all([first, second]);
+      expect(answers.map((a) => a.status)).toEqual([200, 200]);
+      return { engines: answers.map((a) => a.engine), steals: metricSum(await gw.metrics(), 'saga_gateway_steals_total') };
+    };
+    expect(await home('affinity')).toEqual({ engines: ['e0', 'e0'], steals: 0 });
+    expect(await home('saga')).toEqual({ engines: ['e0', 'e1'], steals: 1 });
+  });
+
+  it('sends a call only to an engine serving its model', async () => {
+    const ups = await stubs({ model: 'm0' }, { model: 'm1' });
+    const gw = await gateway({ policy: 'round-robin', engines: engines(ups) });
+    for (let i = 0; i < 3; i++) expect((await call(gw.url, { body: { model: 'm1' } })).engine).toBe('e1');
+    const models = (await (await fetch(`${gw.url}/v1/models`)).json()) as { object: string; data: { id: string }[] };
+    expect(models.object).toBe('list');
+    expect(models.data.map((m: { id: string }) => m.id).sort()).toEqual(['m0', 'm1']);
+  });
+});
+
+describe('engine hints', () => {
+  it('llama.cpp: cache_prompt and one stable id_slot per session, different slots for concurrent sessions', async () => {
+    const [up] = await stubs({ delayMs: 100 });
+    const gw = await gateway({ policy: 'affinity', engines: [{ name: 'l', url: up.url, kind: 'llama.cpp', capacity: 2 }] });
+    const turn = (session: string) => call(gw.url, { session, body: { messages: [{ role: 'user', content: `session ${session}` }] } });
+    await Promise.all([turn('a'), turn('b')]);
+    await turn('a');
+    await turn('b');
+    await turn('a');
+    expect(up.requests.every((r) => r.body.cache_prompt === true)).toBe(true);
+    const slotsOf = (session: string) => up.requests.filter((r) => JSON.stringify(r.body.messages).includes(`session ${session}`)).map((r) => r.body.id_slot);
+    expect(slotsOf('a')).toHaveLength(3);
+    expect(new Set(slotsOf('a')).size).toBe(1);
+    expect(new Set(slotsOf('b')).size).toBe(1);
+    expect(new Set([slotsOf('a')[0], slotsOf('b')[0]])).toEqual(new Set([0, 1]));
+  });
+
+  it('vllm: priority from the queue policy only when the engine schedules by priority', async () => {
+    const ups = await stubs({}, {});
+    const gw = await gateway({
+      policy: 'round-robin',
+      engines: [{ name: 'p', url: ups[0].url, kind: 'vllm', capacity: 1, priorityScheduling: true }, { name: 'f', url: ups[1].url, kind: 'vllm', capacity: 1 }],
+    });
+    await call(gw.url);
+    await call(gw.url);
+    expect(Number.isInteger(ups[0].requests[0].body.priority)).toBe(true);
+    expect(ups[1].requests[0].body).not.toHaveProperty('priority');
+  });
+
+  it('saga-engine: the identity goes up as x-saga-* headers, whichever convention the client used', async () => {
+    const [up] = await stubs({});
+    const gw = await gateway({ engines: engines([up], 'saga-engine') });
+    await call(gw.url, { headers: { 'x-session-token': 'tok-1', 'x-saga-tenant': 'acme', 'x-saga-kind': 'swebench' } });
+    await call(gw.url, { body: { user: 'user-7' } });
+    expect(up.requests[0].headers).toMatchObject({ 'x-saga-session': 'tok-1', 'x-saga-tenant': 'acme', 'x-saga-kind': 'swebench' });
+    expect(up.requests[1].headers).toMatchObject({ 'x-saga-session': 'user-7', 'x-saga-tenant': 'default' });
+  });
+
+  it('openai: the body goes up as the client sent it', async () => {
+    const [up] = await stubs({});
+    const gw = await gateway({ engines: engines([up]) });
+    const body = { model: 'stub-model', messages: [{ role: 'user', content: 'hi' }], max_tokens: 8, temperature: 0.5, tools: [{ type: 'function', function: { name: 'f' } }] };
+    await call(gw.url, { body });
+    expect(up.requests[0].body).toEqual(body);
+  });
+});
+
+describe('streaming', () => {
+  it('passes chunks on as they arrive, before the engine has finished', async () => {
+    const [up] = await stubs({ chunks: 3, chunkDelayMs: 400 });
+    const gw = await gateway({ engines: engines([up]) });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'stub-model', messages: [{ role: 'user', content: 'hi' }], stream: true, stream_options: { include_usage: true } }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const reader = res.body!.getReader();
+    const first = new TextDecoder().decode((await reader.read()).value);
+    expect(first).toContain('chunk0');
+    expect(up.completed()).toBe(0); // the engine is still writing
+    let rest = '';
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      rest += new TextDecoder().decode(value);
+    }
+    expect(rest).toContain('chunk2');
+    expect(rest.trim().endsWith('data: [DONE]')).toBe(true);
+    expect(up.completed()).toBe(1);
+    // The usage chunk was read on the way through.
+    expect(metricSum(await gw.metrics(), 'saga_gateway_tenant_service_tokens_total', 'tenant="default"')).toBeGreaterThan(8);
+  });
+
+  it('text completions stream too', async () => {
+    const [up] = await stubs({ chunks: 2 });
+    const gw = await gateway({ engines: engines([up]) });
+    const answer = await call(gw.url, { path: '/v1/completions', raw: JSON.stringify({ model: 'stub-model', prompt: 'once upon', stream: true }) });
+    expect(answer.status).toBe(200);
+    expect(answer.text).toContain('"text":"chunk1 "');
+    expect(up.requests[0].path).toBe('/v1/completions');
+  });
+});
+
+describe('bad requests', () => {
+  it.each([
+    ['malformed JSON', { raw: '{"messages": [' }, null],
+    ['a body that is not an object', { raw: '[1, 2]' }, null],
+    ['no messages', { raw: JSON.stringify({ model: 'stub-model' }) }, 'messages'],
+    ['empty messages', { body: { messages: [] } }, 'messages'],
+    ['a message without a role', { body: { messages: [{ content: 'x' }] } }, 'messages[0].role'],
+    ['max_tokens of 0', { body: { max_tokens: 0 } }, 'max_tokens'],
+    ['max_tokens not an integer', { body: { max_tokens: 'many' } }, 'max_tokens'],
+    ['stream not a boolean', { body: { stream: 'yes' } }, 'stream'],
+    ['no prompt', { path: '/v1/completions' as const, raw: JSON.stringify({ model: 'stub-model' }) }, 'prompt'],
+  ])('%s: an OpenAI 400 naming the field, nothing sent upstream', async (_what, options, param) => {
+    const [up] = await stubs({});
+    const gw = await gateway({ engines: engines([up]) });
+    const answer = await call(gw.url, options);
+    expect(answer.status).toBe(400);
+    expect(answer.json.error).toMatchObject({ type: 'invalid_request_error', param });
+    expect(typeof answer.json.error.message).toBe('string');
+    expect(up.requests).toHaveLength(0);
+  });
+
+  it('a body over limits.maxBodyBytes: 400 request_too_large', async () => {
+    const [up] = await stubs({});
+    const gw = await gateway({ engines: engines([up]), limits: { maxBodyBytes: 1000 } });
+    const answer = await call(gw.url, { body: { messages: [{ role: 'user', content: 'x'.repeat(2000) }] } });
+    expect(answer.status).toBe(400);
+    expect(answer.json.error).toMatchObject({ type: 'invalid_request_error', code: 'request_too_large' });
+    expect(up.requests).toHaveLength(0);
+  });
+
+  it('an unknown URL: 404 in the same shape', async () => {
+    const [up] = await stubs({});
+    const gw = await gateway({ engines: engines([up]) });
+    const res = await fetch(`${gw.url}/v1/embeddings`, { method: 'POST' });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { error: { code: string } }).error.code).toBe('unknown_url');
+  });
+
+  it("an engine's own 4xx is passed on as it is, not retried", async () => {
+    const ups = await stubs({ behaviour: 'error', status: 422 }, {});
+    const gw = await gateway({ policy: 'round-robin', engines: engines(ups) });
+    const answer = await call(gw.url);
+    expect(answer.status).toBe(422);
+    expect(answer.json.error.message).toBe('stub error 422');
+    expect(ups[1].requests).toHaveLength(0);
+    expect(gw.engines[0].up).toBe(true);
+  });
+});
+
+describe('health and metrics', () => {
+  it('/healthz and /metrics say what each engine is doing', async () => {
+    const ups = await stubs({}, {});
+    const gw = await gateway({ engines: engines(ups), tenants: [{ name: 'a', weight: 2, slo: { slowdown: 5 } }] });
+    await call(gw.url, { session: 's', tenant: 'a' });
+    const health = (await (await fetch(`${gw.url}/healthz`)).json()) as { status: string; engines: { name: string; up: boolean }[] };
+    expect(health).toMatchObject({ status: 'ok', policy: 'saga' });
+    expect(health.engines.map((e: { name: string; up: boolean }) => [e.name, e.up])).toEqual([['e0', true], ['e1', true]]);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    for (const name of ['saga_gateway_queue_depth', 'saga_gateway_in_flight', 'saga_gateway_engine_up', 'saga_gateway_steals_total', 'saga_gateway_affinity_hit_rate']) expect(metrics).toContain(name);
+    expect(metricSum(metrics, 'saga_gateway_engine_up')).toBe(2);
+    expect(metricSum(metrics, 'saga_gateway_tenant_calls_total', 'tenant="a"')).toBe(1);
+    expect(metricSum(metrics, 'saga_gateway_tenant_service_tokens_total', 'tenant="a"')).toBeGreaterThan(8);
+    expect(metricSum(metrics, 'saga_gateway_tenant_slowdown_count', 'tenant="a"')).toBe(1);
+    expect(metricSum(metrics, 'saga_gateway_tenant_slo_met_total', 'tenant="a"')).toBe(1);
+    expect(metricSum(metrics, 'saga_gateway_http_requests_total', 'status="200"')).toBeGreaterThanOrEqual(1);
+  });
+});
