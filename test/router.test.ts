@@ -4,7 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway, type GatewayConfigInput } from '../lib/router/index';
-import { agentTurn, call, metricSum } from './helpers/gateway_requests';
+import { agentTurn, call, eventually, metricSum } from './helpers/gateway_requests';
 import { startStubUpstream, type StubUpstream, type StubUpstreamOptions } from './helpers/stub_upstream';
 
 const open: { close(): Promise<void> }[] = [];
@@ -82,6 +82,20 @@ describe('routing', () => {
     };
     expect(await home('affinity')).toEqual({ engines: ['e0', 'e0'], steals: 0 });
     expect(await home('saga')).toEqual({ engines: ['e0', 'e1'], steals: 1 });
+  });
+
+  it('saga orders the queue by fair share: a flooding tenant does not make another wait behind all its calls', async () => {
+    const position = async (policy: 'affinity' | 'saga') => {
+      const [up] = await stubs({ delayMs: 40 });
+      const gw = await gateway({ policy, engines: [{ name: 'e0', url: up.url, kind: 'openai', capacity: 1 }], tenants: [{ name: 'flood' }, { name: 'calm' }] });
+      const flood = Array.from({ length: 10 }, (_, i) => call(gw.url, { session: `f${i}`, tenant: 'flood', body: { messages: [{ role: 'user', content: `flood ${i} ${'x'.repeat(400)}` }] } }));
+      await eventually(() => gw.engines[0].queued === 9); // one sent, nine waiting
+      const calm = call(gw.url, { session: 'c', tenant: 'calm', body: { messages: [{ role: 'user', content: 'calm' }] } });
+      await Promise.all([...flood, calm]);
+      return up.requests.findIndex((r) => JSON.stringify(r.body.messages).includes('calm'));
+    };
+    expect(await position('affinity')).toBe(10); // FCFS: behind every flooding call
+    expect(await position('saga')).toBeLessThanOrEqual(2);
   });
 
   it('sends a call only to an engine serving its model', async () => {

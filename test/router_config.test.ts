@@ -9,6 +9,7 @@ import { BlockRecord } from '../lib/router/block_record';
 import { loadGatewayConfig, parseGatewayConfig } from '../lib/router/config';
 import { chatPromptText, estimatePrompt } from '../lib/router/prompt_estimate';
 import { SagaError } from '../lib/errors';
+import { main } from '../lib/cli';
 
 const ENGINE = { name: 'e0', url: 'http://127.0.0.1:9001', kind: 'vllm', capacity: 4 };
 
@@ -84,6 +85,23 @@ describe('gateway config', () => {
     expect(() => loadGatewayConfig(file)).toThrow(/gateway\.json is not valid JSON/);
     fs.writeFileSync(file, JSON.stringify({ engines: [ENGINE] }));
     expect(loadGatewayConfig(file).engines[0].name).toBe('e0');
+  });
+});
+
+describe('saga serve on the command line', () => {
+  it('refuses a bad config file before listening', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'saga-gw-'));
+    const file = path.join(dir, 'gateway.json');
+    fs.writeFileSync(file, JSON.stringify({ engines: [{ ...ENGINE, capacity: 'four' }] }));
+    await expect(main(['serve', '--config', file])).rejects.toMatchObject({ code: 'ERR_SAGA_BAD_CONFIG', message: expect.stringMatching(/engines\[0\]\.capacity/) });
+    await expect(main(['serve', '--config', file, '--port', '99999'])).rejects.toMatchObject({ code: 'ERR_SAGA_BAD_CONFIG' });
+  });
+
+  it('refuses a bad --port', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'saga-gw-'));
+    const file = path.join(dir, 'gateway.json');
+    fs.writeFileSync(file, JSON.stringify({ engines: [ENGINE] }));
+    await expect(main(['serve', '--config', file, '--port', '99999'])).rejects.toMatchObject({ code: 'ERR_SAGA_BAD_ARGUMENT', message: expect.stringMatching(/--port/) });
   });
 });
 
