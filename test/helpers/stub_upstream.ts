@@ -4,8 +4,8 @@
  * and that can be told to fail: refuse connections (closed), answer an error status, hang, or die in the
  * middle of a stream. It records every completion request it receives.
  *
- * Usage reports cached tokens as a prefix cache would: the longest common prefix of the prompt with any
- * prompt this stub saw before, in whole 16-token blocks (at 4 characters a token), so that tests can tell a
+ * Usage reports cached tokens as a prefix cache would: the longest prefix of the prompt, in whole 16-token
+ * blocks (at 4 characters a token), that some prompt this stub saw before shares, so that tests can tell a
  * session that stayed on one engine from one that moved.
  */
 import type { IncomingHttpHeaders } from 'node:http';
@@ -72,11 +72,30 @@ function promptOf(body: Record<string, unknown>): string {
   return typeof body.prompt === 'string' ? body.prompt : JSON.stringify(body.prompt ?? '');
 }
 
-function commonPrefix(a: string, b: string): number {
-  const n = Math.min(a.length, b.length);
-  let i = 0;
-  while (i < n && a.charCodeAt(i) === b.charCodeAt(i)) i++;
-  return i;
+/**
+ * The prefix cache the stub pretends to have: the hash of every 64-character prefix of the prompts seen
+ * (FNV-1a, 32 bits, chained), so that a lookup costs one pass over the prompt however many were seen.
+ */
+class PrefixCache {
+  private readonly prefixes = new Set<number>();
+
+  /** Characters of `prompt` cached, in whole blocks; then caches the prompt's own blocks. */
+  lookupAndAdd(prompt: string): number {
+    const blockChars = BLOCK_TOKENS * CHARS_PER_TOKEN;
+    let hash = 0x811c9dc5;
+    let cached = 0;
+    let missed = false;
+    for (let i = 0; i < prompt.length; i++) {
+      hash = Math.imul(hash ^ prompt.charCodeAt(i), 0x01000193) >>> 0;
+      if ((i + 1) % blockChars !== 0) continue;
+      if (!missed && this.prefixes.has(hash)) cached = i + 1;
+      else missed = true;
+      this.prefixes.add(hash);
+    }
+    // A bound on the stub's memory over long benches: forget everything, as a flushed cache would.
+    if (this.prefixes.size > 1_000_000) this.prefixes.clear();
+    return cached;
+  }
 }
 
 export async function startStubUpstream(options: StubUpstreamOptions = {}): Promise<StubUpstream> {
@@ -86,17 +105,14 @@ export async function startStubUpstream(options: StubUpstreamOptions = {}): Prom
   let behaviour: StubBehaviour = options.behaviour ?? 'ok';
   let status = options.status ?? 500;
   const requests: StubRequest[] = [];
-  const seen: string[] = [];
+  const cache = new PrefixCache();
   let completed = 0;
   let ids = 0;
   const app = Fastify({ logger: false, forceCloseConnections: true, bodyLimit: 64 * 1024 * 1024 });
 
   function usage(prompt: string): object {
     const promptTokens = Math.ceil(prompt.length / CHARS_PER_TOKEN);
-    let cachedChars = 0;
-    for (const old of seen) cachedChars = Math.max(cachedChars, commonPrefix(old, prompt));
-    seen.push(prompt);
-    const cachedTokens = Math.min(promptTokens, Math.floor(cachedChars / CHARS_PER_TOKEN / BLOCK_TOKENS) * BLOCK_TOKENS);
+    const cachedTokens = Math.min(promptTokens, cache.lookupAndAdd(prompt) / CHARS_PER_TOKEN);
     return {
       prompt_tokens: promptTokens,
       completion_tokens: completionTokens,
