@@ -43,12 +43,18 @@ export const ENGINE_DEFAULTS = {
 } as const;
 
 /**
- * Restore and recompute costs for the host-tier decision, measured here (2-core Xeon, one thread, the
- * `small` preset): prefill 1,500 tokens/s on a 1,001-token prompt, 1,015 on 2,751; a 2,751-token
- * sequence's 22.6 MB state written in 11-12 ms and read back in 9-10 ms from /dev/shm (~2.3 GB/s), taken
- * at 1 GB/s to stay on the safe side of a slower disk.
+ * Restore and recompute costs for the host-tier and hold decisions. Recompute: the prefill rate this
+ * engine measures on its own calls (prefill tokens over the seconds to the first output token, over its
+ * calls with at least PREFILL_SAMPLE_MIN_TOKENS to prefill, so it includes what concurrent sequences cost
+ * it), starting from what the `small` preset does here (2-core Xeon, one thread: 1,500 tokens/s on a
+ * 1,001-token prompt, 1,015 on 2,751). Restore: a 2,751-token sequence's 22.6 MB state was written in
+ * 11-12 ms and read back in 9-10 ms from /dev/shm (~2.3 GB/s), taken at 1 GB/s to stay on the safe side
+ * of a slower disk.
  */
-const PREFILL_TOKENS_PER_S = 1100;
+const PRIOR_PREFILL_TOKENS_PER_S = 1100;
+const PREFILL_SAMPLE_MIN_TOKENS = 64;
+/** Weight of the newest call in the prefill rate's moving average. */
+const PREFILL_RATE_SMOOTHING = 0.2;
 const RESTORE_BYTES_PER_S = 1e9;
 
 export interface LlamaEngineOptions {
@@ -103,7 +109,10 @@ export class LlamaEngine implements InferenceEngine {
   private closing = false;
   private scheduling = false;
   private idle: (() => void) | undefined;
+  private holdTimer: NodeJS.Timeout | undefined;
   private readonly totals = { requests: 0, promptTokens: 0, cachedTokens: 0, completionTokens: 0 };
+  /** Measured prefill rate (tokens/s), a moving average over calls (PRIOR_PREFILL_TOKENS_PER_S at first). */
+  private prefillTokensPerS = PRIOR_PREFILL_TOKENS_PER_S;
 
   private constructor(
     private readonly model: LlamaModel,
@@ -125,7 +134,7 @@ export class LlamaEngine implements InferenceEngine {
       hostDir: options.hostDir,
       hostTokens: Math.floor((options.hostTierMiB * 1024 * 1024) / Math.max(1, bytesPerToken)),
       restoreS: (tokens) => (tokens * bytesPerToken) / RESTORE_BYTES_PER_S,
-      recomputeS: (tokens) => tokens / PREFILL_TOKENS_PER_S,
+      recomputeS: (tokens) => tokens / this.prefillTokensPerS,
     });
   }
 
@@ -190,6 +199,7 @@ export class LlamaEngine implements InferenceEngine {
       w.tieBreak = this.bundle.queue.tieBreak?.(call, nowS) ?? 0;
       this.waiting.push(w);
       this.observe({ type: 'call-arrive', call, engineId: 0, nowS });
+      if (process.env.SAGA_DEBUG_EVICT) console.error(`ARRIVE ${nowS.toFixed(3)} session=${session} call=${callIndex} kind=${request.kind}`);
       request.signal?.addEventListener('abort', () => this.cancelWaiting(w), { once: true });
       this.schedule();
     });
@@ -213,6 +223,7 @@ export class LlamaEngine implements InferenceEngine {
 
   async close(): Promise<void> {
     this.closing = true;
+    clearTimeout(this.holdTimer);
     for (const w of this.waiting.splice(0)) w.reject(new SagaError('the engine is shutting down', 'ERR_SAGA_ENGINE_CLOSED'));
     if (this.running > 0) await new Promise<void>((resolve) => (this.idle = resolve));
     this.residency.close();
@@ -266,7 +277,7 @@ export class LlamaEngine implements InferenceEngine {
       this.waiting.sort((a, b) => a.priority - b.priority || a.tieBreak - b.tieBreak || a.arrivalOrder - b.arrivalOrder);
       for (let i = 0; i < this.waiting.length; ) {
         const w = this.waiting[i];
-        if (!this.residency.canPlace(w.call.session) || this.residency.isRunning(w.call.session)) {
+        if (!this.residency.canPlace(w.call.session, nowS) || this.residency.isRunning(w.call.session)) {
           i++;
           continue;
         }
@@ -274,9 +285,28 @@ export class LlamaEngine implements InferenceEngine {
         this.running++;
         void this.run(w, nowS);
       }
+      this.wakeAtHoldExpiry(nowS);
     } finally {
       this.scheduling = false;
     }
+  }
+
+  /**
+   * Calls still wait while the policy holds idle sessions' sequences: look again when the first hold
+   * ends (a call finishing or arriving looks again sooner).
+   */
+  private wakeAtHoldExpiry(nowS: number): void {
+    clearTimeout(this.holdTimer);
+    this.holdTimer = undefined;
+    if (this.waiting.length === 0) return;
+    const untilS = this.residency.nextHoldExpiryS(nowS);
+    if (!Number.isFinite(untilS)) return;
+    this.holdTimer = setTimeout(() => this.schedule(), Math.max(1, Math.ceil((untilS - nowS) * 1000)));
+  }
+
+  private measurePrefill(tokens: number, seconds: number): void {
+    if (tokens < PREFILL_SAMPLE_MIN_TOKENS || !(seconds > 0)) return;
+    this.prefillTokensPerS += PREFILL_RATE_SMOOTHING * (tokens / seconds - this.prefillTokensPerS);
   }
 
   private async run(w: Waiting, admittedS: number): Promise<void> {
@@ -315,7 +345,14 @@ export class LlamaEngine implements InferenceEngine {
       temperature: request.temperature,
       ...(request.seed === undefined ? {} : { seed: request.seed }),
     });
+    const prefillTokens = tokens.length - common;
+    const prefillStart = performance.now();
+    let first = true;
     for await (const token of iterator) {
+      if (first) {
+        first = false;
+        this.measurePrefill(prefillTokens, (performance.now() - prefillStart) / 1000);
+      }
       if (request.signal?.aborted) throw new SagaError('the request was aborted', 'ERR_SAGA_BAD_ARGUMENT');
       if (token === eos && request.ignoreEos !== true) {
         finishReason = 'stop';
@@ -348,6 +385,7 @@ export class LlamaEngine implements InferenceEngine {
     const nowS = this.nowS();
     const finished: CallInfo = { ...call, outputTokens: output.length };
     this.residency.release(slot, finished, seq.contextTokens, nowS, finishReason);
+    if (process.env.SAGA_DEBUG_EVICT) console.error(`FINISH ${nowS.toFixed(3)} session=${call.session} call=${call.callIndex} cached=${common}/${tokens.length}`);
     this.observe({ type: 'call-finish', call: finished, engineId: 0, nowS, lastCall: false, stop: finishReason });
     this.totals.requests++;
     this.totals.promptTokens += tokens.length;

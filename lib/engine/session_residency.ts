@@ -8,7 +8,9 @@
  *   (setSessionKeys). Hashes are salted per session: llama.cpp sequences share no KV with each other.
  * - A sequence holds a whole session, so the unit of eviction is a session: when a call needs a sequence
  *   and none is free, the idle session whose first block has the lowest key (the context the policy
- *   would keep least) gives its sequence up. A session that is running is never a victim.
+ *   would keep least) gives its sequence up. A session that is running is never a victim, nor one the
+ *   policy holds (`EvictionPolicy.holdUntilS`: its next call is expected soon enough that the waiting
+ *   call should wait instead).
  * - The victim goes to the host tier when one is configured and the policy's `offload` says so (absent:
  *   always, as vLLM's offloading connector writes every block through to CPU memory), else it is dropped.
  *   A full host tier drops its own lowest-keyed sessions to make room.
@@ -110,11 +112,22 @@ export class SessionResidency {
     return kv !== undefined && kv.slot >= 0 && this.slots[kv.slot].busy;
   }
 
-  /** True when `session` could get a sequence now (its own, a free one, or an idle one to take). */
-  canPlace(session: number): boolean {
+  /**
+   * True when `session` could get a sequence now: its own, a free one, or one an idle session gives up
+   * (the policy holding none of them against a waiting call).
+   */
+  canPlace(session: number, nowS: number): boolean {
     const kv = this.sessions.get(session);
     if (kv !== undefined && kv.slot >= 0) return !this.slots[kv.slot].busy;
-    return this.slots.some((s) => !s.busy);
+    return this.slots.some((s) => s.session < 0 && !s.busy) || this.victim(nowS).slot >= 0;
+  }
+
+  /**
+   * The earliest time after `nowS` at which the policy stops holding an idle session (a call waiting
+   * for a sequence can be placed then, if nothing else frees one first); Infinity when none is held.
+   */
+  nextHoldExpiryS(nowS: number): number {
+    return this.victim(nowS).heldUntilS;
   }
 
   /** The session's blocks' salted hashes for `tokens` (whole blocks; a partial last one padded). */
@@ -229,21 +242,43 @@ export class SessionResidency {
   private freeSlot(nowS: number): number {
     const free = this.slots.findIndex((s) => s.session < 0 && !s.busy);
     if (free >= 0) return free;
+    const { slot, key } = this.victim(nowS);
+    if (slot < 0) throw new SagaError('no idle sequence to take', 'ERR_SAGA_INTERNAL');
+    this.evictSlot(slot, key, nowS);
+    return slot;
+  }
+
+  /**
+   * The idle session with the lowest key of its first block (the context the policy would keep least)
+   * among those the policy does not hold now, and the earliest end of a hold over the others.
+   */
+  private victim(nowS: number): { slot: number; key: number; heldUntilS: number } {
     const keys = this.cache.snapshot().key;
-    let victim = -1;
-    let victimKey = Infinity;
+    let slot = -1;
+    let key = Infinity;
+    let heldUntilS = Infinity;
     this.slots.forEach((s, i) => {
-      if (s.busy) return;
+      if (s.busy || s.session < 0) return;
       const kv = this.sessions.get(s.session);
-      const key = kv === undefined || kv.blocks.length === 0 ? -Infinity : keys[kv.blocks[0]];
-      if (key < victimKey || victim < 0) {
-        victim = i;
-        victimKey = key;
+      const k = kv === undefined || kv.blocks.length === 0 ? -Infinity : keys[kv.blocks[0]];
+      const held = kv === undefined || kv.blocks.length === 0 ? 0 : this.holdUntilS(kv, i, k, nowS);
+      if (held > nowS) {
+        heldUntilS = Math.min(heldUntilS, held);
+        return;
+      }
+      if (k < key || slot < 0) {
+        slot = i;
+        key = k;
       }
     });
-    if (victim < 0) throw new SagaError('no idle sequence to take', 'ERR_SAGA_INTERNAL');
-    this.evictSlot(victim, victimKey, nowS);
-    return victim;
+    return { slot, key, heldUntilS };
+  }
+
+  private holdUntilS(kv: SessionKv, slot: number, key: number, nowS: number): number {
+    const hold = this.options.eviction.holdUntilS;
+    if (hold === undefined) return 0;
+    const tokens = this.options.sequences[slot].contextTokens.length;
+    return hold.call(this.options.eviction, { session: kv.session, tokens, key, nowS, restoreS: this.options.restoreS(tokens), recomputeS: this.options.recomputeS(tokens) });
   }
 
   /** Moves the session in `slot` to the host tier or drops it, as the policy decides; frees the slot. */

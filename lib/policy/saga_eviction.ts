@@ -103,11 +103,33 @@ export class SagaEviction implements EvictionPolicy {
     return !dead && query.restoreS < query.recomputeS;
   }
 
+  /**
+   * A whole-session engine: hold an idle session whose next call is expected (its live key, -(next
+   * use)) sooner than recomputing its context would take, since the waiting call then loses less by
+   * waiting than the session would lose, and the engine's compute spend, on a recompute. The hold lasts
+   * until one recompute's time past that expected use (a call that has arrived is keyed "next use now",
+   * so it is held while it waits), then lapses whatever the session does: a fixed time-to-live, so a
+   * session that never returns cannot hold a sequence for ever. Dead sessions are never held.
+   */
+  holdUntilS(query: OffloadQuery): number {
+    if (query.key <= query.nowS - DEAD_S / 2) return 0;
+    const nextUseS = -query.key;
+    if (nextUseS - query.nowS > query.recomputeS) return 0;
+    return nextUseS + query.recomputeS;
+  }
+
   observe(event: PolicyEvent): void {
     this.graph.observe(event);
     const session = event.call.session;
     if (event.type === 'call-arrive') {
-      this.paused.delete(session); // it is back: its next release keys it afresh
+      // It is back: the blocks its call will read are next used now, as a waiting call's are (its next
+      // release keys them afresh); those past the predicted reuse depth stay dead.
+      const state = this.paused.get(session);
+      if (state !== undefined) {
+        this.paused.delete(session);
+        this.queue(state.engineId, 'live', session, -event.nowS, 0);
+        if (Number.isFinite(state.reuseBlocks)) this.queue(state.engineId, 'dead', session, event.nowS - DEAD_S, state.reuseBlocks);
+      }
     } else if (event.type === 'call-finish' && event.lastCall) {
       const state = this.paused.get(session);
       if (state !== undefined) {

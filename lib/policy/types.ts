@@ -158,6 +158,13 @@ export interface EvictionPolicy {
    */
   offload?(query: OffloadQuery): boolean;
   /**
+   * Engines whose unit of memory is a whole session (a llama.cpp sequence), optional: the time until
+   * which an idle session's KV should stay resident even while a call of another session waits for
+   * room (a time-to-live, as Continuum pins a program's KV through its tool call). At or before `nowS`,
+   * or absent: the session may be displaced now (vLLM keeps nothing against a waiting request).
+   */
+  holdUntilS?(query: OffloadQuery): number;
+  /**
    * Every event, in time order, for a policy that learns (the replay calls it directly; in the
    * simulator the bundle's `observe` forwards). Optional.
    */
