@@ -38,10 +38,8 @@ import { RANDOM_MODEL_PRESETS, buildVocabulary, createRandomModel } from '../lib
 import type { GpuPreset, ModelPreset } from '../lib/constants';
 import { geomean, quantile } from '../lib/metrics/metrics';
 import { createPolicy } from '../lib/policy/index';
-import type { PolicyBundle } from '../lib/policy/types';
-import { Cluster } from '../lib/sim/cluster';
+import { simulateSequenceEngine } from '../lib/sim/sequence_engine';
 import { CostModel, type BatchShape, type CostConstants, kvBytesPerToken, parameterCounts } from '../lib/sim/cost_model';
-import { fmix64 } from '../lib/workloads/hashing';
 import { generateWorkload } from '../lib/workloads/generators/index';
 import { scaleWorkload } from '../lib/workloads/scale';
 import type { Workload } from '../lib/workloads/types';
@@ -167,21 +165,16 @@ function meanDecodeContext(workload: Workload): number {
 }
 
 /** Salt (2^64 / golden ratio) spreading task numbers over hash values. */
-const TASK_SALT = 0x9e3779b97f4a7c15n;
-const U64 = (1n << 64n) - 1n;
 
 /**
  * The workload as the engine's policies see it, for the simulator: every call ends with the engine's
  * finish reason and names no tool (the engine sees neither: a call's output is noise, cut at
- * max_tokens), and block hashes are salted per task (llama.cpp sequences share no KV, so even a scaffold
- * common to every task is computed once per session). fmix64 is a bijection, so a task's equal prefixes
- * stay equal.
+ * max_tokens). The simulation salts block hashes per session itself (lib/sim/sequence_engine.ts).
  */
 function asTheEngineSeesIt(workload: Workload): Workload {
-  const tasks = workload.tasks.map((task, t) => {
-    const salt = (BigInt(t + 1) * TASK_SALT) & U64;
+  const tasks = workload.tasks.map((task) => {
     const calls = task.calls.map((call) => ({
-      blockHashes: call.blockHashes.map((h) => fmix64(h ^ salt) || 1n),
+      blockHashes: call.blockHashes,
       promptTokens: call.promptTokens,
       outputTokens: call.outputTokens,
       gapAfterS: call.gapAfterS,
@@ -190,14 +183,6 @@ function asTheEngineSeesIt(workload: Workload): Workload {
     return { ...task, calls };
   });
   return { ...workload, tasks };
-}
-
-/**
- * A bundle that is never told that a program ended: the engine cannot know (nothing in an OpenAI request
- * says it is a program's last), so its policies learn it from the session's absence.
- */
-function withoutProgramEnds(bundle: PolicyBundle): PolicyBundle {
-  return { ...bundle, observe: (event) => bundle.observe?.(event.type === 'call-finish' ? { ...event, lastCall: false } : event) };
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -481,16 +466,18 @@ async function measurePolicy(launcher: string, modelPath: string, policy: string
   }
 }
 
-/** One simulated engine like the real one: its sequences' tokens as KV blocks, its batch, its costs. */
+/**
+ * The simulated saga engine (lib/sim/sequence_engine.ts): its sequences each holding one session, its
+ * batch, its costs fitted to this CPU, the same policy bundle seeing what the real engine's sees.
+ */
 function predictPolicy(policy: string, config: BenchConfig, view: Workload, cost: CostModel): Outcome {
-  const bundle = withoutProgramEnds(createPolicy(policy, { workload: view }));
-  const engine = {
-    capacityBlocks: Math.floor((config.sequences * config.contextTokens) / view.blockSize),
-    blockSize: view.blockSize,
-    maxNumSeqs: config.sequences,
-    maxNumBatchedTokens: Math.min(ENGINE_BATCH_TOKENS, config.contextTokens),
-  };
-  const result = new Cluster(view, { engines: 1, engine, cost }, bundle).run();
+  const bundle = createPolicy(policy, { workload: view });
+  const result = simulateSequenceEngine(view, bundle, {
+    sequences: config.sequences,
+    contextTokens: config.contextTokens,
+    batchTokens: Math.min(ENGINE_BATCH_TOKENS, config.contextTokens),
+    cost,
+  });
   const total = (field: 'promptTokens' | 'cachedTokens' | 'outputTokens') => result.tasks.reduce((n, t) => n + t[field], 0);
   return {
     tctGeomeanS: geomean(result.tasks.map((t) => t.endS - t.arrivalS)),
@@ -585,14 +572,11 @@ async function main(): Promise<void> {
     const predicted = new Map(config.policies.map((p) => [p, predictPolicy(p, config, view, cost)]));
     for (const line of comparisonLines(config.policies, measured, predicted)) say(line);
     say();
-    say('How the simulation differs from the engine:');
-    say('- memory: the engine keeps whole sessions, one per sequence (a short session still takes a sequence); the simulator');
-    say('  keeps blocks of the same total (sequences x context tokens), so it holds more short sessions and evicts partially;');
-    say('- the engine recomputes the previous output (the model\'s tokens differ from what the workload appends); the');
-    say('  simulator counts the output\'s blocks as cached for the next call;');
-    say('- decode: the roofline streams the weights once per step for the whole batch; llama.cpp on one CPU thread costs');
-    say('  about one stream per sequence (see the calibration\'s batched decode);');
-    if (config.hostTierMiB > 0) say('- the simulator has no host tier: its prediction is of the engine without one;');
+    say('How the simulation (lib/sim/sequence_engine.ts) differs from the engine:');
+    say('- time: a step costs the sum of its sequences\' pieces alone (the calibration\'s batched decode shows the');
+    say('  engine near that); scheduling overheads, HTTP and the client\'s timers are not modelled;');
+    say('- cached tokens: the previous prompt\'s blocks the new prompt starts with (the engine compares tokens);');
+    if (config.hostTierMiB > 0) say('- the simulation has no host tier: its prediction is of the engine without one;');
     say('- the policies see what the engine sees (no stop reason or tool, no program end, no KV shared between sessions).');
   } finally {
     removeDirs();

@@ -20,7 +20,8 @@ import * as path from 'node:path';
 import { SagaError } from '../errors';
 import { KvCache } from '../kv/kv_cache';
 import { HASH_ROOT, hashTokenBlocks } from '../kv/token_hash';
-import type { CallInfo, EvictionPolicy, ReleaseInfo } from '../policy/types';
+import { releaseSessionBlocks } from '../policy/session_release';
+import type { CallInfo, EvictionPolicy } from '../policy/types';
 import type { LlamaContextSequence } from './llama_runtime';
 
 type Token = LlamaContextSequence['contextTokens'][number];
@@ -193,30 +194,7 @@ export class SessionResidency {
     s.busy = false;
     this.forgetBlocks(kv);
     const hashes = this.blockHashes(kv.session, tokens);
-    const n = hashes.length;
-    if (n === 0) return;
-    const ids = new Int32Array(n);
-    const positions = Int32Array.from({ length: n }, (_, i) => i);
-    this.cache.allocate(hashes, new Int32Array(n).fill(kv.session), positions, ids);
-    // The release goes tail first (deepest block first), as the policies and the core expect.
-    const tailFirst = ids.slice().reverse();
-    const tailPositions = positions.reverse();
-    const keys = new Float64Array(n);
-    const info: ReleaseInfo = {
-      call,
-      engineId: 0,
-      nowS,
-      sequence: this.releaseSequence++,
-      reason: 'finish',
-      ...(stop === undefined ? {} : { stop }),
-      count: n,
-      positions: tailPositions,
-      ids: tailFirst,
-      committed: () => true,
-      blockHash: (position) => hashes[position],
-    };
-    this.options.eviction.releaseKeys(info, keys);
-    this.cache.release(tailFirst, keys);
+    const ids = releaseSessionBlocks(this.cache, this.options.eviction, { call, hashes, nowS, sequence: this.releaseSequence++, stop });
     kv.blocks = ids;
   }
 
