@@ -207,4 +207,55 @@ describe('saga eviction', () => {
     policy.observe({ type: 'call-arrive', call: call(50, 0, [99]), engineId: 0, nowS: t0 + 1e7 });
     expect(keyOf(ids[0])).toBeLessThan(-1e9);
   });
+
+  it("keys a returning call's blocks 'next use now' at its arrival, above every paused session", () => {
+    const policy = new SagaEviction();
+    const t0 = teach(policy, 20, 6, 30);
+    const cache = new KvCache({ deviceCapacity: 64, backend: 'cpu' });
+    policy.attach(0, cache);
+    const ids = new Int32Array(8);
+    cache.allocate(BigUint64Array.from([11n, 12n, 13n, 14n, 21n, 22n, 23n, 24n]), Int32Array.from([1, 1, 1, 1, 2, 2, 2, 2]), Int32Array.from([0, 1, 2, 3, 0, 1, 2, 3]), ids);
+    const out = new Float64Array(4);
+    for (const s of [1, 2]) {
+      const c = call(s, 3, [s * 10 + 1, s * 10 + 2, s * 10 + 3, s * 10 + 4]);
+      const own = Int32Array.from(ids.subarray((s - 1) * 4, s * 4)).reverse();
+      // Session 1 paused first: under saga's keys it returns sooner, so it starts above session 2.
+      policy.releaseKeys(release(c, t0 + (s - 1) * 10, 'tool_use', own), out);
+      cache.release(own, out);
+      policy.observe({ type: 'call-finish', call: c, engineId: 0, nowS: t0 + (s - 1) * 10, lastCall: false, stop: 'tool_use' });
+    }
+    const keyOf = (id: number) => cache.snapshot().key[id];
+    expect(keyOf(ids[4])).toBeLessThan(keyOf(ids[0]));
+    // Session 2's next call arrives (it waits for admission): its blocks are wanted now, above session 1's.
+    policy.observe({ type: 'call-arrive', call: call(2, 4, [21, 22, 23, 24, 25]), engineId: 0, nowS: t0 + 12 });
+    expect(keyOf(ids[4])).toBe(-(t0 + 12));
+    expect(keyOf(ids[4])).toBeGreaterThan(keyOf(ids[0]));
+  });
+
+  it('holds an idle session on a whole-session engine only when it is expected back within a recompute', () => {
+    const policy = new SagaEviction();
+    const nowS = 100;
+    const query = (nextUseS: number, recomputeS: number) => ({ session: 1, tokens: 1000, key: -nextUseS, nowS, restoreS: 0.01, recomputeS });
+    expect(policy.holdUntilS(query(101, 2))).toBe(103); // back in 1 s, recompute 2 s: held until 1 recompute past it
+    expect(policy.holdUntilS(query(110, 2))).toBe(0); // back in 10 s: recomputing is cheaper than the wait
+    expect(policy.holdUntilS(query(99, 2))).toBe(101); // due (its call has arrived): held a recompute past it
+    expect(policy.holdUntilS(query(90, 2))).toBeLessThanOrEqual(nowS); // long overdue: the hold has lapsed
+    expect(policy.holdUntilS({ ...query(101, 2), key: nowS - 1e12 })).toBe(0); // dead: never held
+  });
+});
+
+describe('forgetting a session', () => {
+  it('drops its per-session state without recording an end: predictions are unchanged, the session is unknown', () => {
+    const g = new AgentExecutionGraph();
+    teach(g, 20, 5, 30);
+    const step = g.stepOf(call(1, 2, [1]), 'tool_use', undefined);
+    const before = g.predict(step);
+    const c = call(7, 1, [1, 2, 3]);
+    g.observe({ type: 'call-arrive', call: c, nowS: 5000 });
+    g.observe({ type: 'call-finish', call: c, nowS: 5001, lastCall: false, stop: 'tool_use' });
+    expect(g.predictSession(7, 5002)).toBeDefined();
+    g.forgetSession(7);
+    expect(g.predictSession(7, 5002)).toBeUndefined();
+    expect(g.predict(step)).toEqual(before);
+  });
 });

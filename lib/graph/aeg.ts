@@ -148,6 +148,17 @@ export class AgentExecutionGraph {
     return state === undefined ? undefined : this.predict(state.step, nowS - state.finishS);
   }
 
+  /**
+   * Lets a session go without learning from it: a server that takes a long-idle session as ended (nothing
+   * over HTTP says a program ended) drops its per-session state, so the graph stays bounded. Nothing is
+   * recorded as an end or a gap: the session's absence taught what it could through the overdue re-checks.
+   */
+  forgetSession(session: number): void {
+    this.sessions.delete(session);
+    this.lastGap.delete(session);
+    this.admittedAt.delete(session);
+  }
+
   /** Leading blocks the programs of a tenant's kind share (a system prompt, a tool schema): learned. */
   sharedPrefixBlocks(tenant: string, kind: string): number {
     const entry = this.firstPrompts.get(`${tenant}\u0000${kind}`);

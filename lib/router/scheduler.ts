@@ -110,10 +110,11 @@ export class Scheduler {
     this.stealTick();
   }
 
-  /** A session ended (idle past its time): the routing and queue policies let it go. */
+  /** A session ended (idle past its time): the routing and queue policies and the AEG let it go. */
   sessionEnded(lastCall: CallInfo, nowS: number): void {
     const engineId = this.lastEngine.get(lastCall.session);
     this.lastEngine.delete(lastCall.session);
+    this.policies.graph?.forgetSession(lastCall.session);
     if (engineId === undefined) return;
     this.policies.observeQueueing({ type: 'call-finish', call: lastCall, engineId, nowS, lastCall: true });
   }
