@@ -95,10 +95,19 @@ function bySession(records: readonly CallRecord[]): CallRecord[][] {
 
 const cachedShare = (records: readonly CallRecord[]) => records.reduce((n, r) => n + r.cachedTokens, 0) / records.reduce((n, r) => n + r.promptTokens, 0);
 
-/** Every call answered once, 200, with the usage of its own prompt (never another call's answer). */
+/** The sum of a Prometheus counter over its label sets. */
+function counterSum(metrics: string, name: string): number {
+  return [...metrics.matchAll(new RegExp(`^${name}\\{[^}]*\\} (\\S+)$`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
+}
+
+/**
+ * Every call answered once, 200, with the usage of its own prompt (never another call's answer), and the
+ * gateway counts as many answers as there were calls.
+ */
 function expectEachCallAnsweredOnce(workload: Workload, run: Run): void {
   const expected = workload.tasks.reduce((n, t) => n + t.calls.length, 0);
   expect(run.records.length).toBe(expected);
+  expect(counterSum(run.metrics, 'saga_gateway_tenant_calls_total')).toBe(expected);
   expect(new Set(run.records.map((r) => `${r.session}#${r.index}`)).size).toBe(expected);
   expect(run.records.every((r) => r.status === 200)).toBe(true);
   run.records.forEach((r, i) => {

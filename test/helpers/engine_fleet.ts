@@ -23,7 +23,7 @@ import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import type { AgentCall, AgentCallResult } from '../../lib/engine/agent_client';
 import { createRandomModel, type RandomModelPresetName } from '../../lib/engine/random_model';
-import type { GatewayConfigInput, GatewayPolicyName } from '../../lib/router/config';
+import type { EngineKind, GatewayConfigInput, GatewayPolicyName } from '../../lib/router/config';
 
 const REPO = path.resolve(__dirname, '..', '..');
 /** The line `saga engine` prints once it listens (lib/engine/command.ts): model id and URL. */
@@ -332,14 +332,16 @@ export interface FleetGatewayOptions {
   readonly tenants: readonly { readonly name: string; readonly weight: number }[];
   readonly maxQueuedPerEngine?: number;
   readonly maxBodyBytes?: number;
+  /** The engines' kind (default saga-engine). */
+  readonly kind?: EngineKind;
 }
 
-/** The config of a gateway on a free port in front of `urls` (saga-engine upstreams named engine-0...). */
+/** The config of a gateway on a free port in front of `urls` (upstreams named engine-0, engine-1, ...). */
 export function fleetGatewayConfig(urls: readonly string[], options: FleetGatewayOptions): GatewayConfigInput {
   return {
     listen: { host: '127.0.0.1', port: 0 },
     policy: options.policy,
-    engines: urls.map((url, i) => ({ name: `engine-${i}`, url, kind: 'saga-engine', capacity: options.capacity })),
+    engines: urls.map((url, i) => ({ name: `engine-${i}`, url, kind: options.kind ?? 'saga-engine', capacity: options.capacity })),
     tenants: options.tenants.map((t) => ({ name: t.name, weight: t.weight })),
     ...(options.maxQueuedPerEngine === undefined ? {} : { admission: { maxQueuedPerEngine: options.maxQueuedPerEngine } }),
     ...(options.maxBodyBytes === undefined ? {} : { limits: { maxBodyBytes: options.maxBodyBytes } }),
