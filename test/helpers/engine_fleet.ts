@@ -334,6 +334,8 @@ export interface FleetGatewayOptions {
   readonly maxBodyBytes?: number;
   /** The engines' kind (default saga-engine). */
   readonly kind?: EngineKind;
+  /** The engines' prefill rate, for the cost of moving a session (default: the gateway's). */
+  readonly prefillTokensPerS?: number;
 }
 
 /** The config of a gateway on a free port in front of `urls` (upstreams named engine-0, engine-1, ...). */
@@ -341,7 +343,13 @@ export function fleetGatewayConfig(urls: readonly string[], options: FleetGatewa
   return {
     listen: { host: '127.0.0.1', port: 0 },
     policy: options.policy,
-    engines: urls.map((url, i) => ({ name: `engine-${i}`, url, kind: options.kind ?? 'saga-engine', capacity: options.capacity })),
+    engines: urls.map((url, i) => ({
+      name: `engine-${i}`,
+      url,
+      kind: options.kind ?? 'saga-engine',
+      capacity: options.capacity,
+      ...(options.prefillTokensPerS === undefined ? {} : { prefillTokensPerS: options.prefillTokensPerS }),
+    })),
     tenants: options.tenants.map((t) => ({ name: t.name, weight: t.weight })),
     ...(options.maxQueuedPerEngine === undefined ? {} : { admission: { maxQueuedPerEngine: options.maxQueuedPerEngine } }),
     ...(options.maxBodyBytes === undefined ? {} : { limits: { maxBodyBytes: options.maxBodyBytes } }),

@@ -1,0 +1,556 @@
+/**
+ * Bench of `saga serve` (issue 6), in two parts:
+ *
+ * 1. Added latency. A stub upstream that answers at once (a minimal Fastify server, writeStubLauncher) and
+ *    the gateway (`saga serve`, one engine: the stub) each run in a child process; this process sends
+ *    POST /v1/chat/completions at fixed overall rates, first to the stub directly, then through the
+ *    gateway, and the two latency distributions are compared (added = gateway - direct, per quantile).
+ *    Two load generators: autocannon (overallRate; its rate limit makes bursts, see CONNECTIONS) and an
+ *    open loop at an even pace (pacedLoad). autocannon's latencies are its per-response times
+ *    (process.hrtime, float ms, from its `response` events): its histogram keeps whole milliseconds only,
+ *    too coarse for a sub-millisecond question.
+ * 2. Task completion time. Three `saga engine` processes (random-weight model, one thread each, few short
+ *    sequences so that sessions compete for KV) behind the gateway; a two-tenant agent workload (seeded
+ *    generator, scaled down with scaleWorkload as bench/engine.ts does) replayed in real time through
+ *    it, once per gateway policy, each on fresh engines (cold caches). Isolated TCTs (for slowdowns) come
+ *    from each task alone on one more fresh engine: its calls back to back, plus its tool gaps.
+ *
+ *   npm run bench:gateway                   both parts, the configuration reported in bench/RESULTS.md
+ *   npm run bench:gateway -- --quick        a smoke test of both (~2 minutes)
+ *   npm run bench:gateway -- --part latency | --part tct
+ *
+ * The machine is shared (2 cores here): autocannon, the gateway and the stub share them in part 1, three
+ * engines and the gateway in part 2. Wall-clock timings move with whatever else runs.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import autocannon from 'autocannon';
+import { Command } from 'commander';
+import { Pool } from 'undici';
+import { promptText, runAgentWorkload } from '../lib/engine/agent_client';
+import { RANDOM_MODEL_PRESETS, type RandomModelPresetName } from '../lib/engine/random_model';
+import { geomean, quantile } from '../lib/metrics/metrics';
+import type { GatewayPolicyName } from '../lib/router/config';
+import { GATEWAY } from '../lib/constants';
+import { GATEWAY_POLICIES, startGateway } from '../lib/router/index';
+import { generateWorkload } from '../lib/workloads/generators/index';
+import { scaleWorkload } from '../lib/workloads/scale';
+import type { Workload } from '../lib/workloads/types';
+import {
+  agentSender,
+  fleetGatewayConfig,
+  startEngineFleet,
+  startTsProcess,
+  writeFleetFiles,
+  type CallRecord,
+  type CliProcess,
+} from '../test/helpers/engine_fleet';
+
+const REPO = path.resolve(__dirname, '..');
+
+// ---------------------------------------------------------------------------------------------------------
+// Part 1 settings
+
+/** Overall request rates (requests/s); the issue's target is at 1,000. */
+const RATES = [250, 500, 1000, 2000];
+const QUICK_RATES = [250, 1000];
+/** Seconds of load per rate and target (after a warm-up of the same length at the lowest rate). */
+const LOAD_S = 10;
+const QUICK_LOAD_S = 3;
+/**
+ * autocannon connections. Its rate limit is per connection and per second: each connection sends its
+ * share (rate / connections) back to back, each request after the previous answer, then waits for the
+ * next second. So the load comes as bursts of this many concurrent requests, the same for both targets.
+ */
+const CONNECTIONS = 10;
+/** Connections of the paced generator's pool (enough that a request never waits for one). */
+const PACED_CONNECTIONS = 64;
+/** Sessions the requests rotate through (x-saga-session), so that the gateway tracks many programs. */
+const LATENCY_SESSIONS = 64;
+/** The gateway's engine (the stub): enough capacity and queue that nothing waits in the gateway for it. */
+const STUB_CAPACITY = 1024;
+const STUB_MAX_QUEUED = 4096;
+const STUB_MODEL = 'stub-model';
+
+// ---------------------------------------------------------------------------------------------------------
+// Part 2 settings (the reported configuration; bench/RESULTS.md says how it was chosen)
+
+interface TctConfig {
+  readonly preset: RandomModelPresetName;
+  readonly engines: number;
+  readonly sequences: number;
+  readonly contextTokens: number;
+  /** The engines' own policy: the same under every gateway policy (vllm: the baseline engine). */
+  readonly enginePolicy: string;
+  /** Calls in flight per engine that the gateway allows (the rest wait in its queue). */
+  readonly capacity: number;
+  readonly tasks: number;
+  readonly ratePerS: number;
+  readonly seed: number;
+  readonly tokenScale: number;
+  readonly timeScale: number;
+  readonly policies: readonly GatewayPolicyName[];
+  /**
+   * One more run: saga with each engine's `prefillTokensPerS` set to the prefill rate measured on the
+   * isolated engine (what an operator would configure) instead of the default (GATEWAY.prefillTokensPerS,
+   * an H100's order), which prices a moved call's recompute far too low on a CPU engine.
+   */
+  readonly measuredPrefillRun: boolean;
+  /** More saga runs, with the engines' prefillTokensPerS at each of these rates. */
+  readonly sagaPrefill: readonly number[];
+}
+
+const TCT_DEFAULTS: TctConfig = {
+  preset: 'small',
+  engines: 3,
+  sequences: 2,
+  contextTokens: 2048,
+  enginePolicy: 'vllm',
+  capacity: 2,
+  tasks: 12,
+  ratePerS: 0.1,
+  seed: 1,
+  tokenScale: 0.0625,
+  timeScale: 0.1,
+  policies: ['saga', 'round-robin', 'affinity'],
+  measuredPrefillRun: true,
+  sagaPrefill: [],
+};
+const TCT_QUICK: Partial<TctConfig> = { preset: 'tiny', tasks: 6, ratePerS: 1, timeScale: 0.02, measuredPrefillRun: false };
+/** Prefill measurement: a cold prompt of this many tokens (one word each), max_tokens 1, this many times (median kept). */
+const PREFILL_PROBE_TOKENS = 1024;
+const PREFILL_PROBE_REPS = 3;
+/** Two tenants of different kinds and equal weight: coding agents (long growing contexts) and browsing agents. */
+const TENANTS = [
+  { name: 'coding', kind: 'swebench', share: 1, weight: 1 },
+  { name: 'browsing', kind: 'webarena', share: 1, weight: 1 },
+] as const;
+/** Tokens the engine adds to a workload prompt (BOS and a lone leading space; bench/engine.ts measured). */
+const PROMPT_EXTRA_TOKENS = 2;
+
+// ---------------------------------------------------------------------------------------------------------
+
+const say = (line = '') => process.stdout.write(`${line}\n`);
+const progress = (line: string) => process.stderr.write(`${line}\n`);
+const ms = (x: number) => x.toFixed(3);
+const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
+
+interface Options {
+  readonly quick: boolean;
+  readonly parts: readonly ('latency' | 'tct')[];
+  /** Part 1: the rates, and the gateway's policy. */
+  readonly rates: readonly number[];
+  readonly latencyPolicy: GatewayPolicyName;
+  readonly tct: TctConfig;
+}
+
+function readOptions(argv: readonly string[]): Options {
+  const program = new Command('bench:gateway')
+    .description('saga serve: added latency against a stub upstream, and agent task completion time per policy on three saga engines')
+    .option('--quick', 'a smoke test of both parts')
+    .option('--part <name>', 'latency | tct (default: both)')
+    .option('--rates <list>', 'comma-separated requests/s (part 1)')
+    .option('--latency-policy <name>', 'the gateway policy of part 1 (default saga)')
+    .option('--seed <S>', 'seed of the workload (part 2)')
+    .option('--tasks <N>', 'agent programs in the workload (part 2)')
+    .option('--policies <list>', `gateway policies of part 2, comma-separated (${GATEWAY_POLICIES.join(', ')})`)
+    .option('--saga-prefill <list>', 'part 2: more saga runs, with the engines\' prefillTokensPerS at each of these rates (1: stealing never pays)')
+    .parse(argv, { from: 'user' });
+  const o = program.opts<{ quick?: boolean; part?: string; rates?: string; latencyPolicy?: string; seed?: string; tasks?: string; policies?: string; sagaPrefill?: string }>();
+  if (o.part !== undefined && o.part !== 'latency' && o.part !== 'tct') throw new Error(`--part must be latency or tct, got ${o.part}`);
+  const quick = o.quick === true;
+  const base = quick ? { ...TCT_DEFAULTS, ...TCT_QUICK } : TCT_DEFAULTS;
+  const int = (text: string | undefined, fallback: number) => {
+    if (text === undefined) return fallback;
+    const n = Number(text);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`expected a non-negative integer, got ${text}`);
+    return n;
+  };
+  const rates = o.rates === undefined ? (quick ? QUICK_RATES : RATES) : o.rates.split(',').map((r) => int(r.trim(), 0));
+  if (rates.some((r) => r < 1)) throw new Error(`--rates must be positive integers, got ${o.rates}`);
+  const policyName = (name: string): GatewayPolicyName => {
+    if (!(GATEWAY_POLICIES as readonly string[]).includes(name)) throw new Error(`a gateway policy must be one of ${GATEWAY_POLICIES.join(', ')}, got ${name}`);
+    return name as GatewayPolicyName;
+  };
+  const list = (text: string) => text.split(',').map((x) => x.trim());
+  const policies = o.policies === undefined ? base.policies : list(o.policies).map(policyName);
+  const sagaPrefill = o.sagaPrefill === undefined ? [] : list(o.sagaPrefill).map((x) => int(x, 0));
+  if (sagaPrefill.some((r) => r < 1)) throw new Error(`--saga-prefill must be positive integers, got ${o.sagaPrefill}`);
+  return {
+    quick,
+    parts: o.part === undefined ? ['latency', 'tct'] : [o.part as 'latency' | 'tct'],
+    rates,
+    latencyPolicy: policyName(o.latencyPolicy ?? 'saga'),
+    tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Part 1: added latency
+
+interface LoadResult {
+  readonly latenciesMs: Float64Array;
+  readonly sent: number;
+  readonly non2xx: number;
+  readonly errors: number;
+  readonly timeouts: number;
+  readonly achievedRps: number;
+}
+
+const REQUEST_BODY = JSON.stringify({ model: STUB_MODEL, messages: [{ role: 'user', content: 'ping' }], max_tokens: 1 });
+const sessionHeader = (n: number) => `s${n % LATENCY_SESSIONS}`;
+
+/** autocannon at `rate` requests/s against `url` for `seconds`; every 2xx response's latency, in ms. */
+async function autocannonLoad(url: string, rate: number, seconds: number): Promise<LoadResult> {
+  const latencies: number[] = [];
+  let session = 0;
+  const body = REQUEST_BODY;
+  const options: autocannon.Options = {
+    url: `${url}/v1/chat/completions`,
+    connections: CONNECTIONS,
+    overallRate: rate,
+    duration: seconds,
+    requests: [
+      {
+        method: 'POST',
+        body,
+        setupRequest: (request) => ({
+          ...request,
+          headers: { ...request.headers, 'content-type': 'application/json', 'x-saga-session': sessionHeader(session++), 'x-saga-tenant': 'bench' },
+        }),
+      },
+    ],
+  };
+  const result = await new Promise<autocannon.Result>((resolve, reject) => {
+    const instance = autocannon(options, (err: unknown, done: autocannon.Result) => (err ? reject(err instanceof Error ? err : new Error(String(err))) : resolve(done)));
+    instance.on('response', (_client, statusCode, _bytes, responseTimeMs) => {
+      if (statusCode >= 200 && statusCode < 300) latencies.push(responseTimeMs);
+    });
+  });
+  return {
+    latenciesMs: Float64Array.from(latencies),
+    sent: result.requests.sent,
+    non2xx: result.non2xx,
+    errors: result.errors,
+    timeouts: result.timeouts,
+    achievedRps: result.requests.total / seconds,
+  };
+}
+
+/**
+ * Open loop at an even pace: request i is sent at start + i / rate (timers wake at most every millisecond
+ * or so, so at 2,000/s requests leave in twos), each on a free connection of an undici Pool, without
+ * waiting for earlier answers. Latency from the send to the end of the body.
+ */
+async function pacedLoad(url: string, rate: number, seconds: number): Promise<LoadResult> {
+  const pool = new Pool(url, { connections: PACED_CONNECTIONS });
+  const latencies: number[] = [];
+  const total = Math.round(rate * seconds);
+  let non2xx = 0;
+  let errors = 0;
+  const one = async (i: number): Promise<void> => {
+    const sent = performance.now();
+    try {
+      const response = await pool.request({
+        path: '/v1/chat/completions',
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-saga-session': sessionHeader(i), 'x-saga-tenant': 'bench' },
+        body: REQUEST_BODY,
+      });
+      await response.body.arrayBuffer();
+      if (response.statusCode >= 200 && response.statusCode < 300) latencies.push(performance.now() - sent);
+      else non2xx++;
+    } catch {
+      errors++;
+    }
+  };
+  const inFlight: Promise<void>[] = [];
+  const start = performance.now();
+  for (let i = 0; i < total; ) {
+    const lagMs = start + (i * 1000) / rate - performance.now();
+    if (lagMs > 0) await new Promise((resolve) => setTimeout(resolve, lagMs));
+    for (const due = performance.now(); i < total && start + (i * 1000) / rate <= due; i++) inFlight.push(one(i));
+  }
+  const sendingS = (performance.now() - start) / 1000;
+  await Promise.all(inFlight);
+  await pool.close();
+  return { latenciesMs: Float64Array.from(latencies), sent: total, non2xx, errors, timeouts: 0, achievedRps: total / sendingS };
+}
+
+/**
+ * A script that serves an upstream answering at once: a fixed OpenAI chat completion (usage included) to
+ * every POST, /v1/models, /health; it prints its URL and exits when its parent lets go of stdin. Not
+ * test/helpers/stub_upstream.ts: that stub keeps every request it receives and hashes each prompt (for its
+ * tests' assertions), work and memory that grow over the ~10^5 requests of this bench; the gateway's
+ * overhead is measured best against an upstream that does nothing.
+ */
+function writeStubLauncher(dir: string): string {
+  const file = path.join(dir, 'stub.ts');
+  const answer = {
+    id: 'stub',
+    object: 'chat.completion',
+    created: 0,
+    model: STUB_MODEL,
+    choices: [{ index: 0, message: { role: 'assistant', content: 'pong' }, finish_reason: 'stop' }],
+    usage: { prompt_tokens: 8, completion_tokens: 1, total_tokens: 9, prompt_tokens_details: { cached_tokens: 0 } },
+  };
+  const models = { object: 'list', data: [{ id: STUB_MODEL, object: 'model', created: 0, owned_by: 'stub' }] };
+  fs.writeFileSync(
+    file,
+    [
+      `import Fastify from ${JSON.stringify(require.resolve('fastify', { paths: [REPO] }))};`,
+      `const answer = ${JSON.stringify(JSON.stringify(answer))};`,
+      `const app = Fastify({ logger: false });`,
+      `app.post('/v1/chat/completions', async (_request, reply) => reply.type('application/json').send(answer));`,
+      `app.get('/v1/models', async () => (${JSON.stringify(models)}));`,
+      `app.get('/health', async () => ({ status: 'ok' }));`,
+      `process.stdin.on('end', () => process.exit(0));`,
+      `process.stdin.resume();`,
+      `app.listen({ host: '127.0.0.1', port: 0 }).then((url) => console.log('stub upstream on ' + url));`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
+const QUANTILES = [0.5, 0.9, 0.99] as const;
+const GENERATORS = [
+  { name: `autocannon (overallRate, ${CONNECTIONS} connections: bursts)`, load: autocannonLoad },
+  { name: 'paced open loop (undici Pool, requests evenly spaced)', load: pacedLoad },
+];
+
+async function latencyPart(options: Options): Promise<void> {
+  const { rates, latencyPolicy } = options;
+  const seconds = options.quick ? QUICK_LOAD_S : LOAD_S;
+  const files = writeFleetFiles('tiny');
+  const children: CliProcess[] = [];
+  try {
+    const stub = await startTsProcess(writeStubLauncher(files.dir), [], /^stub upstream on (http:\/\/\S+)/);
+    children.push(stub);
+    const stubUrl = stub.ready[1];
+    const configFile = path.join(files.dir, 'gateway.json');
+    const config = fleetGatewayConfig([stubUrl], { policy: latencyPolicy, capacity: STUB_CAPACITY, tenants: [{ name: 'bench', weight: 1 }], maxQueuedPerEngine: STUB_MAX_QUEUED, kind: 'openai' });
+    fs.writeFileSync(configFile, JSON.stringify(config));
+    const gateway = await startTsProcess(files.launcher, ['serve', '--config', configFile, '--port', '0'], /^saga serve: listening on (http:\/\/\S+)/);
+    children.push(gateway);
+    const gatewayUrl = gateway.ready[1];
+
+    say('## Part 1: added latency (stub upstream answering at once)');
+    say();
+    say(`- POST /v1/chat/completions (one short message, ${LATENCY_SESSIONS} sessions in turn), ${seconds} s per rate and target, after a warm-up at the lowest rate;`);
+    say(`  two load generators: autocannon (${CONNECTIONS} connections, overallRate), whose rate limit is per connection and second (each connection`);
+    say(`  sends rate/connections requests back to back, then waits for the next second), so its load comes in bursts of ${CONNECTIONS} concurrent requests;`);
+    say(`  and an open-loop generator in this file that sends at an even pace (undici Pool of ${PACED_CONNECTIONS} connections)`);
+    say(`- stub and gateway (\`saga serve\`, policy ${latencyPolicy}, one engine of kind openai: the stub) each in a child process, the load generators in the bench process`);
+    say('- latency: per 2xx response (autocannon: its `response` events, float ms, not its whole-ms histogram); added = through the gateway - direct, per quantile');
+    say();
+    for (const generator of GENERATORS) {
+      say(`### ${generator.name}`);
+      say();
+      progress(`${generator.name}: warm-up, ${seconds} s at ${rates[0]} requests/s on each target`);
+      await generator.load(stubUrl, rates[0], seconds);
+      await generator.load(gatewayUrl, rates[0], seconds);
+      say('| rate req/s | direct p50 ms | p90 | p99 | gateway p50 ms | p90 | p99 | added p50 ms | added p99 ms | achieved req/s direct / gateway | non-2xx direct / gateway | errors+timeouts direct / gateway |');
+      say('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+      for (const rate of rates) {
+        progress(`${generator.name}: ${rate} requests/s, direct, then through the gateway`);
+        const direct = await generator.load(stubUrl, rate, seconds);
+        const through = await generator.load(gatewayUrl, rate, seconds);
+        const q = (r: LoadResult) => QUANTILES.map((p) => quantile(r.latenciesMs, p));
+        const [d50, d90, d99] = q(direct);
+        const [g50, g90, g99] = q(through);
+        say(
+          `| ${rate} | ${ms(d50)} | ${ms(d90)} | ${ms(d99)} | ${ms(g50)} | ${ms(g90)} | ${ms(g99)} | ${ms(g50 - d50)} | ${ms(g99 - d99)} | ` +
+            `${direct.achievedRps.toFixed(0)} / ${through.achievedRps.toFixed(0)} | ${direct.non2xx} / ${through.non2xx} | ${direct.errors + direct.timeouts} / ${through.errors + through.timeouts} |`,
+        );
+      }
+      say();
+    }
+  } finally {
+    for (const child of children.reverse()) await child.stop();
+    files.remove();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Part 2: task completion time per gateway policy
+
+function tctWorkload(config: TctConfig): Workload {
+  const generated = generateWorkload('mixed', {
+    tasks: config.tasks,
+    ratePerS: config.ratePerS,
+    seed: config.seed,
+    tenants: TENANTS.map((t) => ({ name: t.name, kind: t.kind, share: t.share })),
+  });
+  return scaleWorkload(generated, { tokenScale: config.tokenScale, timeScale: config.timeScale, maxContextTokens: config.contextTokens - PROMPT_EXTRA_TOKENS });
+}
+
+interface Isolated {
+  /** Isolated TCT of each task, in workload order. */
+  readonly times: number[];
+  /** The engine's prefill rate, prompt tokens per second (median of cold prompts). */
+  readonly prefillTokensPerS: number;
+}
+
+/**
+ * On one fresh, idle engine: its prefill rate (cold prompts, one token a word, max_tokens 1), then the
+ * isolated TCT of every task (its calls back to back, plus its tool gaps).
+ */
+async function measureIsolated(workload: Workload, config: TctConfig): Promise<Isolated> {
+  const fleet = await startEngineFleet({ engines: 1, sequences: config.sequences, contextTokens: config.contextTokens, preset: config.preset, policy: config.enginePolicy });
+  try {
+    const probe = agentSender({ url: fleet.urls[0], model: fleet.modelId, sessionPrefix: 'prefill-probe/' });
+    const rates: number[] = [];
+    for (let i = 0; i < PREFILL_PROBE_REPS; i++) {
+      const start = performance.now();
+      const r = await probe({ session: `p${i}`, tenant: 'probe', kind: 'probe', prompt: ' a'.repeat(PREFILL_PROBE_TOKENS), maxTokens: 1 });
+      rates.push(r.promptTokens / ((performance.now() - start) / 1000));
+    }
+    const send = agentSender({ url: fleet.urls[0], model: fleet.modelId, sessionPrefix: 'isolated/' });
+    const times: number[] = [];
+    for (const [t, task] of workload.tasks.entries()) {
+      let seconds = 0;
+      for (const [c, call] of task.calls.entries()) {
+        const start = performance.now();
+        await send({ session: task.id, tenant: task.tenant, kind: task.kind, prompt: promptText(call, workload.blockSize, t, c), maxTokens: call.outputTokens });
+        seconds += (performance.now() - start) / 1000 + call.gapAfterS;
+      }
+      times.push(seconds);
+    }
+    return { times, prefillTokensPerS: quantile(rates, 0.5) };
+  } finally {
+    await fleet.close();
+  }
+}
+
+/** A gateway policy as run: its name in the table, and the engines' prefill rate given to the gateway, if any. */
+interface PolicyRun {
+  readonly label: string;
+  readonly policy: GatewayPolicyName;
+  readonly prefillTokensPerS?: number;
+}
+
+interface PolicyOutcome {
+  readonly run: PolicyRun;
+  readonly taskTimesS: number[];
+  readonly cachedShare: number;
+  readonly wallS: number;
+  readonly calls: number;
+  readonly overloaded: number;
+  readonly gatewayMetrics: string;
+}
+
+async function runPolicy(policyRun: PolicyRun, workload: Workload, config: TctConfig): Promise<PolicyOutcome> {
+  const fleet = await startEngineFleet({
+    engines: config.engines,
+    sequences: config.sequences,
+    contextTokens: config.contextTokens,
+    preset: config.preset,
+    policy: config.enginePolicy,
+  });
+  try {
+    const gatewayConfig = fleetGatewayConfig(fleet.urls, {
+      policy: policyRun.policy,
+      capacity: config.capacity,
+      tenants: TENANTS.map((t) => ({ name: t.name, weight: t.weight })),
+      prefillTokensPerS: policyRun.prefillTokensPerS,
+    });
+    const gateway = await startGateway(gatewayConfig);
+    try {
+      const records: CallRecord[] = [];
+      const send = agentSender({ url: gateway.url, model: fleet.modelId, records });
+      const run = await runAgentWorkload(workload, send);
+      const gatewayMetrics = await (await fetch(`${gateway.url}/metrics`)).text();
+      return {
+        run: policyRun,
+        taskTimesS: run.taskTimesS,
+        cachedShare: run.cachedTokens / run.promptTokens,
+        wallS: run.wallS,
+        calls: records.length,
+        overloaded: records.reduce((n, r) => n + r.overloaded, 0),
+        gatewayMetrics,
+      };
+    } finally {
+      await gateway.close();
+    }
+  } finally {
+    await fleet.close();
+  }
+}
+
+/** The sum of a Prometheus metric's samples whose labels contain `labels` (e.g. `outcome="moved"`); 0 if none. */
+function metricSum(text: string, name: string, labels = ''): number {
+  let sum = 0;
+  for (const m of text.matchAll(new RegExp(`^${name}(?:\\{([^}]*)\\})? (\\S+)$`, 'gm'))) if ((m[1] ?? '').includes(labels)) sum += Number(m[2]);
+  return sum;
+}
+
+async function tctPart(config: TctConfig): Promise<void> {
+  const workload = tctWorkload(config);
+  const calls = workload.tasks.reduce((n, t) => n + t.calls.length, 0);
+  say('## Part 2: agent task completion time per gateway policy');
+  say();
+  say(`- engines: ${config.engines} x saga engine --policy ${config.enginePolicy}, model random ${config.preset} (${RANDOM_MODEL_PRESETS[config.preset].description}),`);
+  say(`  --threads 1, --sequences ${config.sequences}, --context ${config.contextTokens}; fresh engines per gateway policy (cold caches); gateway in the bench process, capacity ${config.capacity} per engine`);
+  say(`- workload: mixed, tenants ${TENANTS.map((t) => `${t.name} (${t.kind}, share ${t.share}, weight ${t.weight})`).join(' and ')}, ${config.tasks} tasks at ${config.ratePerS} tasks/s, seed ${config.seed}`);
+  say(`  scaled: ${workload.name}; ${workload.tasks.length} tasks, ${calls} calls; replayed in real time (runAgentWorkload), /v1/completions with identity headers, ignore_eos`);
+  say('- isolated TCT: each task alone on one more fresh engine, its calls back to back, plus its tool gaps; slowdown = TCT / isolated');
+  if (config.measuredPrefillRun || config.sagaPrefill.length > 0) {
+    say('- rows "saga, prefillTokensPerS N": saga again, with each engine\'s prefillTokensPerS (the price of a moved call\'s recompute in the');
+    say('  stealing test) at N instead of the gateway default; "(measured)": the rate measured on the isolated engine');
+  }
+  say();
+  progress(`isolated task times (${workload.tasks.length} tasks, one at a time)`);
+  const { times: isolated, prefillTokensPerS } = await measureIsolated(workload, config);
+  const runs: PolicyRun[] = config.policies.map((policy) => ({ label: policy, policy }));
+  for (const rate of config.sagaPrefill) runs.push({ label: `saga, prefillTokensPerS ${rate}`, policy: 'saga', prefillTokensPerS: rate });
+  if (config.measuredPrefillRun) runs.push({ label: `saga, prefillTokensPerS ${Math.round(prefillTokensPerS)} (measured)`, policy: 'saga', prefillTokensPerS: Math.round(prefillTokensPerS) });
+  const outcomes: PolicyOutcome[] = [];
+  for (const run of runs) {
+    progress(`replaying through the gateway, ${run.label}, on fresh engines ...`);
+    const outcome = await runPolicy(run, workload, config);
+    outcomes.push(outcome);
+    progress(`  ${run.label}: TCT geomean ${geomean(outcome.taskTimesS).toFixed(2)} s, cached ${pct(outcome.cachedShare)}, wall ${outcome.wallS.toFixed(1)} s`);
+  }
+  const saga = outcomes.find((o) => o.run.label === 'saga');
+  const tenantNames = TENANTS.map((t) => t.name);
+  say(`| policy | TCT geomean s | vs saga (TCT / saga's) | cached share | ${tenantNames.map((t) => `${t} slowdown (geomean)`).join(' | ')} | wall s | 429s | steals | calls moved from home |`);
+  say(`| --- | ---: | ---: | ---: | ${tenantNames.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: |`);
+  for (const o of outcomes) {
+    const tct = geomean(o.taskTimesS);
+    const slowdowns = tenantNames.map((tenant) => {
+      const ratios = workload.tasks.flatMap((t, i) => (t.tenant === tenant ? [o.taskTimesS[i] / isolated[i]] : []));
+      return ratios.length === 0 ? '-' : geomean(ratios).toFixed(2);
+    });
+    const steals = metricSum(o.gatewayMetrics, 'saga_gateway_steals_total');
+    const moved = metricSum(o.gatewayMetrics, 'saga_gateway_session_routes_total', 'outcome="moved"');
+    say(
+      `| ${o.run.label} | ${tct.toFixed(2)} | ${saga === undefined ? '-' : (tct / geomean(saga.taskTimesS)).toFixed(3)} | ${pct(o.cachedShare)} | ${slowdowns.join(' | ')} | ` +
+        `${o.wallS.toFixed(1)} | ${o.overloaded} | ${steals} | ${moved} |`,
+    );
+  }
+  say();
+  say(`isolated TCT geomean ${geomean(isolated).toFixed(2)} s; the engine's prefill, measured: ${Math.round(prefillTokensPerS)} tokens/s (gateway default ${GATEWAY.prefillTokensPerS})`);
+}
+
+async function main(): Promise<void> {
+  const options = readOptions(process.argv.slice(2));
+  // Exit (not die) on a signal, so that test/helpers/engine_fleet.ts's exit hook stops the children it started.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
+  say('# saga serve bench (bench/gateway.ts)');
+  say();
+  say(`command: npm run bench:gateway${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`);
+  say(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}, load average ${os.loadavg()[0].toFixed(2)} at start (shared)`);
+  say();
+  if (options.parts.includes('latency')) await latencyPart(options);
+  if (options.parts.includes('tct')) await tctPart(options.tct);
+}
+
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    process.stderr.write(`bench:gateway: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exit(1);
+  },
+);
