@@ -12,12 +12,15 @@
  * 2. Task completion time. Three `saga engine` processes (random-weight model, one thread each, few short
  *    sequences so that sessions compete for KV) behind the gateway; a two-tenant agent workload (seeded
  *    generator, scaled down with scaleWorkload as bench/engine.ts does) replayed in real time through
- *    it, once per gateway policy, each on fresh engines (cold caches). Isolated TCTs (for slowdowns) come
- *    from each task alone on one more fresh engine: its calls back to back, plus its tool gaps.
+ *    it, once per gateway policy, each on fresh engines (cold caches). On one more fresh engine: its
+ *    prefill rate (cold prompts), and the isolated TCTs for slowdowns (each task alone, its calls back to
+ *    back, plus its tool gaps). An extra row runs saga with the engines' `prefillTokensPerS` set to the
+ *    measured rate (the gateway's default is a GPU's); `--saga-prefill` adds rows at other rates.
  *
- *   npm run bench:gateway                   both parts, the configuration reported in bench/RESULTS.md
- *   npm run bench:gateway -- --quick        a smoke test of both (~2 minutes)
- *   npm run bench:gateway -- --part latency | --part tct
+ *   npm run bench:gateway                   both parts, the configuration reported in bench/RESULTS.md (~9 min)
+ *   npm run bench:gateway -- --quick        a smoke test of both (~1.5 minutes)
+ *   npm run bench:gateway -- --part latency [--rates 1000] [--latency-policy round-robin]
+ *   npm run bench:gateway -- --part tct [--seed 2] [--policies saga,affinity] [--saga-prefill 1]
  *
  * The machine is shared (2 cores here): autocannon, the gateway and the stub share them in part 1, three
  * engines and the gateway in part 2. Wall-clock timings move with whatever else runs.
