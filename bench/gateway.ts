@@ -19,7 +19,7 @@
  *
  *   npm run bench:gateway                   both parts, the configuration reported in bench/RESULTS.md (~9 min)
  *   npm run bench:gateway -- --quick        a smoke test of both (~1.5 minutes)
- *   npm run bench:gateway -- --part latency [--rates 1000] [--latency-policy round-robin]
+ *   npm run bench:gateway -- --part latency [--rates 1000] [--latency-policy round-robin] [--generators paced] [--seconds 10]
  *   npm run bench:gateway -- --part tct [--seed 2] [--policies saga,affinity] [--saga-prefill 1]
  *
  * The machine is shared (2 cores here): autocannon, the gateway and the stub share them in part 1, three
@@ -145,6 +145,9 @@ interface Options {
   /** Part 1: the rates, and the gateway's policy. */
   readonly rates: readonly number[];
   readonly latencyPolicy: GatewayPolicyName;
+  /** Part 1: the load generators run (both by default), and seconds of load per rate and target. */
+  readonly generators: readonly ('autocannon' | 'paced')[];
+  readonly loadS: number | undefined;
   readonly tct: TctConfig;
 }
 
@@ -155,12 +158,14 @@ function readOptions(argv: readonly string[]): Options {
     .option('--part <name>', 'latency | tct (default: both)')
     .option('--rates <list>', 'comma-separated requests/s (part 1)')
     .option('--latency-policy <name>', 'the gateway policy of part 1 (default saga)')
+    .option('--generators <list>', 'part 1: load generators, comma-separated: paced, autocannon (default both)')
+    .option('--seconds <S>', 'part 1: seconds of load per rate and target (default 10; --quick 3)')
     .option('--seed <S>', 'seed of the workload (part 2)')
     .option('--tasks <N>', 'agent programs in the workload (part 2)')
     .option('--policies <list>', `gateway policies of part 2, comma-separated (${GATEWAY_POLICIES.join(', ')})`)
     .option('--saga-prefill <list>', 'part 2: more saga runs, with the engines\' prefillTokensPerS at each of these rates (1: stealing never pays)')
     .parse(argv, { from: 'user' });
-  const o = program.opts<{ quick?: boolean; part?: string; rates?: string; latencyPolicy?: string; seed?: string; tasks?: string; policies?: string; sagaPrefill?: string }>();
+  const o = program.opts<{ quick?: boolean; part?: string; rates?: string; latencyPolicy?: string; generators?: string; seconds?: string; seed?: string; tasks?: string; policies?: string; sagaPrefill?: string }>();
   if (o.part !== undefined && o.part !== 'latency' && o.part !== 'tct') throw new Error(`--part must be latency or tct, got ${o.part}`);
   const quick = o.quick === true;
   const base = quick ? { ...TCT_DEFAULTS, ...TCT_QUICK } : TCT_DEFAULTS;
@@ -185,6 +190,11 @@ function readOptions(argv: readonly string[]): Options {
     parts: o.part === undefined ? ['latency', 'tct'] : [o.part as 'latency' | 'tct'],
     rates,
     latencyPolicy: policyName(o.latencyPolicy ?? 'saga'),
+    generators: o.generators === undefined ? ['autocannon', 'paced'] : list(o.generators).map((g) => {
+      if (g !== 'autocannon' && g !== 'paced') throw new Error(`--generators takes paced and autocannon, got ${g}`);
+      return g;
+    }),
+    loadS: o.seconds === undefined ? undefined : Math.max(1, int(o.seconds, 0)),
     tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill },
   };
 }
@@ -319,13 +329,13 @@ function writeStubLauncher(dir: string): string {
 
 const QUANTILES = [0.5, 0.9, 0.99] as const;
 const GENERATORS = [
-  { name: `autocannon (overallRate, ${CONNECTIONS} connections: bursts)`, load: autocannonLoad },
-  { name: 'paced open loop (undici Pool, requests evenly spaced)', load: pacedLoad },
-];
+  { key: 'autocannon', name: `autocannon (overallRate, ${CONNECTIONS} connections: bursts)`, load: autocannonLoad },
+  { key: 'paced', name: 'paced open loop (undici Pool, requests evenly spaced)', load: pacedLoad },
+] as const;
 
 async function latencyPart(options: Options): Promise<void> {
   const { rates, latencyPolicy } = options;
-  const seconds = options.quick ? QUICK_LOAD_S : LOAD_S;
+  const seconds = options.loadS ?? (options.quick ? QUICK_LOAD_S : LOAD_S);
   const files = writeFleetFiles('tiny');
   const children: CliProcess[] = [];
   try {
@@ -348,7 +358,7 @@ async function latencyPart(options: Options): Promise<void> {
     say(`- stub and gateway (\`saga serve\`, policy ${latencyPolicy}, one engine of kind openai: the stub) each in a child process, the load generators in the bench process`);
     say('- latency: per 2xx response (autocannon: its `response` events, float ms, not its whole-ms histogram); added = through the gateway - direct, per quantile');
     say();
-    for (const generator of GENERATORS) {
+    for (const generator of GENERATORS.filter((g) => options.generators.includes(g.key))) {
       say(`### ${generator.name}`);
       say();
       progress(`${generator.name}: warm-up, ${seconds} s at ${rates[0]} requests/s on each target`);

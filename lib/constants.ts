@@ -251,6 +251,27 @@ export const ROUTING = {
 } as const;
 
 /**
+ * What `saga serve` learns of each engine from its answers (lib/router/engine_rates.ts), to price a moved
+ * call's recompute in the stealing test:
+ * - decay: each answer's weight in the running sums is multiplied by this at every later answer (~100
+ *   answers' memory), so that the estimates follow an engine whose load or model changes.
+ * - priorTokens: the weight, in prompt tokens, of GATEWAY.charsPerToken as the starting characters per
+ *   token (a few calls' worth: the engine's own counts take over within a handful of answers).
+ * - priorCalls, priorUncachedTokens: the weight of the config's prefillTokensPerS in the prefill fit, as
+ *   that many calls of that many uncached tokens; ridgeConstant and ridgeCompletion: weak pulls of the fit's
+ *   constant and per-completion-token terms towards 0 (calls' worth of 1 and of ~30 tokens), so that the
+ *   fit is defined from its first answer.
+ */
+export const ENGINE_RATES = {
+  decay: 0.99,
+  priorTokens: 512,
+  priorCalls: 2,
+  priorUncachedTokens: 1000,
+  ridgeConstant: 1,
+  ridgeCompletion: 1000,
+} as const;
+
+/**
  * `saga serve`, the gateway (lib/router): defaults of its config file and the rules it estimates by.
  * - charsPerToken: the gateway sees text, not tokens; ~4 characters of English text a token is OpenAI's
  *   rule of thumb (help.openai.com, "What are tokens and how to count them?"), close for code as well.

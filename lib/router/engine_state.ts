@@ -8,6 +8,7 @@ import { GATEWAY } from '../constants';
 import type { CallInfo, EngineView, WaitingInfo } from '../policy/types';
 import { BlockRecord } from './block_record';
 import type { EngineConfig } from './config';
+import { EngineRates } from './engine_rates';
 import { BLOCK_TOKENS } from './prompt_estimate';
 
 /** A call waiting in the gateway's queue for an engine, as the queue policy orders it. */
@@ -29,6 +30,8 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   /** Model ids from its /v1/models; undefined until known. */
   models: readonly string[] | undefined;
   readonly queue: Q[] = [];
+  /** Its characters per token and prefill rate, learned from its answers (the config's rate as the prior). */
+  readonly rates: EngineRates;
   private readonly blocks = new BlockRecord(GATEWAY.blockRecordPerEngine);
   /** llama.cpp: session -> slot, most recently used last; slots in use by calls in flight. */
   private readonly slotOf = new Map<number, number>();
@@ -37,7 +40,9 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   constructor(
     readonly id: number,
     readonly config: EngineConfig,
-  ) {}
+  ) {
+    this.rates = new EngineRates(config.prefillTokensPerS);
+  }
 
   get name(): string {
     return this.config.name;
@@ -80,8 +85,12 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     return this.hasRoom() ? Number.MAX_SAFE_INTEGER : 0;
   }
 
+  /**
+   * Prefill seconds of the uncached part of a prompt, in the gateway's token estimates: converted to the
+   * engine's tokens by its learned characters per token, at its learned prefill rate (lib/router/engine_rates.ts).
+   */
   prefillEstimateS(promptTokens: number, cachedTokens: number): number {
-    return Math.max(0, promptTokens - cachedTokens) / this.config.prefillTokensPerS;
+    return this.rates.prefillS(Math.max(0, promptTokens - cachedTokens));
   }
 
   // ---- what the gateway records ----

@@ -30,6 +30,12 @@ export class GatewayCall implements QueuedCall {
   attempts = 0;
   /** performance.now() when it was last sent upstream. */
   sentAtMs = 0;
+  /** The body's bytes as the client sent them (JSON), for engines that take no hints. */
+  rawBody: Buffer | undefined;
+  /** Characters of the prompt text its token estimate and block hashes came from. */
+  promptChars = 0;
+  /** Prompt tokens (gateway estimate) the engine was expected to cache when it was last sent. */
+  estimatedCachedTokens = 0;
   /** llama.cpp slot held while in flight. */
   slot: number | undefined;
   /** Aborted when the client leaves before its answer is complete. */

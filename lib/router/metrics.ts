@@ -8,6 +8,23 @@ import type { EngineState } from './engine_state';
 /** Slowdowns of one call (time at the gateway / time at the engine): 1 is no queueing at all. */
 const SLOWDOWN_BUCKETS = [1, 1.1, 1.25, 1.5, 2, 3, 5, 10, 20, 50];
 
+interface IncBy {
+  inc(value?: number): void;
+}
+
+/** A tenant's metrics, bound to its label. */
+export interface TenantMetrics {
+  readonly serviceTokens: IncBy;
+  readonly calls: IncBy;
+  readonly sloMet: IncBy;
+  readonly slowdown: { observe(value: number): void };
+}
+
+interface EngineUsageMetrics {
+  readonly prompt: IncBy;
+  readonly cached: IncBy;
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly upstreamErrors: Counter<'engine' | 'reason'>;
@@ -22,6 +39,10 @@ export class GatewayMetrics {
   readonly promptTokens: Counter<'engine'>;
   readonly cachedTokens: Counter<'engine'>;
   private readonly cached = { prompt: 0, cached: 0 };
+  /** Label-bound children, looked up once per tenant / engine / outcome (prom-client hashes the labels on every call otherwise). */
+  private readonly tenants = new Map<string, TenantMetrics>();
+  private readonly engineUsage = new Map<string, EngineUsageMetrics>();
+  private readonly routes = new Map<string, { inc(): void }>();
 
   constructor(engines: readonly EngineState[]) {
     const registers = [this.registry];
@@ -37,6 +58,8 @@ export class GatewayMetrics {
       });
     perEngine('saga_gateway_queue_depth', 'Calls waiting in the gateway for the engine (not yet sent).', (e) => e.queue.length);
     perEngine('saga_gateway_in_flight', 'Calls sent to the engine and not yet answered.', (e) => e.inFlight);
+    perEngine('saga_gateway_engine_prefill_tokens_per_second', "The engine's prefill rate as learned from its answers (the config's prefillTokensPerS before any): prices a moved call's recompute.", (e) => e.rates.prefillTokensPerS);
+    perEngine('saga_gateway_engine_chars_per_token', "Characters of prompt text per token of the engine, as learned from its answers' usage.prompt_tokens (4 before any).", (e) => e.rates.charsPerToken);
     perEngine('saga_gateway_engine_up', '1 while the engine is up, 0 while it is marked down.', (e) => (e.up ? 1 : 0));
     this.upstreamErrors = new Counter({ name: 'saga_gateway_upstream_errors_total', help: 'Failed upstream calls, by engine and reason (connect, timeout, reset, status_5xx, status_4xx, ...).', labelNames: ['engine', 'reason'] as const, registers });
     this.retries = new Counter({ name: 'saga_gateway_retries_total', help: 'Calls tried again on another engine after failing on this one before their first byte.', labelNames: ['engine'] as const, registers });
@@ -60,11 +83,41 @@ export class GatewayMetrics {
     });
   }
 
+  /** The metrics of one tenant, bound to its label. */
+  tenant(name: string): TenantMetrics {
+    let bound = this.tenants.get(name);
+    if (bound === undefined) {
+      bound = {
+        serviceTokens: this.tenantServiceTokens.labels(name),
+        calls: this.tenantCalls.labels(name),
+        sloMet: this.tenantSloMet.labels(name),
+        slowdown: this.tenantSlowdown.labels(name),
+      };
+      this.tenants.set(name, bound);
+    }
+    return bound;
+  }
+
+  /** Counts a call by where it went against its session's previous engine (home, moved, new). */
+  sessionRoute(outcome: 'home' | 'moved' | 'new'): void {
+    let bound = this.routes.get(outcome);
+    if (bound === undefined) {
+      bound = this.sessionRoutes.labels(outcome);
+      this.routes.set(outcome, bound);
+    }
+    bound.inc();
+  }
+
   /** An engine's usage report of one call: counts towards the hit rate when it says what was cached. */
   usage(engine: string, promptTokens: number, cachedTokens: number | undefined): void {
     if (cachedTokens === undefined) return;
-    this.promptTokens.inc({ engine }, promptTokens);
-    this.cachedTokens.inc({ engine }, cachedTokens);
+    let bound = this.engineUsage.get(engine);
+    if (bound === undefined) {
+      bound = { prompt: this.promptTokens.labels(engine), cached: this.cachedTokens.labels(engine) };
+      this.engineUsage.set(engine, bound);
+    }
+    bound.prompt.inc(promptTokens);
+    bound.cached.inc(cachedTokens);
     this.cached.prompt += promptTokens;
     this.cached.cached += cachedTokens;
   }

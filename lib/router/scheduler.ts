@@ -33,6 +33,8 @@ export type AttemptOutcome =
       readonly completionTokens: number;
       readonly cachedTokens: number | undefined;
       readonly finishReason: string | undefined;
+      /** The engine reported prompt and completion tokens (usage), so the engine's rates may learn from them. */
+      readonly usageReported: boolean;
       readonly failure?: { readonly reason: string; readonly engineDown: boolean };
     }
   /** Failed before any byte went to the client: may be tried elsewhere; `engineDown` when the engine itself failed. */
@@ -47,6 +49,7 @@ export class Scheduler {
   private active = 0;
   /** The engine each session's last call was sent to. */
   private readonly lastEngine = new Map<number, number>();
+  private slos: Map<string, number> | undefined;
 
   constructor(
     private readonly engines: readonly EngineState<GatewayCall>[],
@@ -178,12 +181,13 @@ export class Scheduler {
     engine.inFlight++;
     if (job.attempts === 0) {
       const last = this.lastEngine.get(job.call.session);
-      this.metrics.sessionRoutes.inc({ outcome: last === undefined ? 'new' : last === engine.id ? 'home' : 'moved' });
+      this.metrics.sessionRoute(last === undefined ? 'new' : last === engine.id ? 'home' : 'moved');
     }
     this.lastEngine.set(job.call.session, engine.id);
     job.attempts++;
     job.sentAtMs = performance.now();
     const cachedTokens = Math.min(job.call.promptTokens, engine.cachedPrefixBlocks(job.call.blockHashes) * BLOCK_TOKENS);
+    job.estimatedCachedTokens = cachedTokens;
     engine.recordSent(job.call.blockHashes);
     if (engine.config.kind === 'llama.cpp') job.slot = engine.takeSlot(job.call.session);
     this.policies.observe({ type: 'call-admit', call: job.call, engineId: engine.id, cachedTokens, nowS });
@@ -228,15 +232,27 @@ export class Scheduler {
     const call: CallInfo = { ...job.call, outputTokens: outcome.completionTokens };
     this.policies.observe({ type: 'call-finish', call, engineId: engine.id, nowS, lastCall: false, ...(outcome.finishReason === undefined ? {} : { stop: outcome.finishReason }) });
     const tenant = job.identity.tenant;
+    const tenantMetrics = this.metrics.tenant(tenant);
     this.metrics.usage(engine.name, outcome.promptTokens, outcome.cachedTokens);
-    this.metrics.tenantServiceTokens.inc({ tenant }, outcome.promptTokens + outcome.completionTokens);
-    this.metrics.tenantCalls.inc({ tenant });
+    tenantMetrics.serviceTokens.inc(outcome.promptTokens + outcome.completionTokens);
+    tenantMetrics.calls.inc();
     const endMs = performance.now();
+    if (outcome.usageReported && outcome.failure === undefined && outcome.finishReason !== 'abort') {
+      // The engine's rates learn from its own counts (cached: its report, else what the gateway expected it to cache).
+      const cached = outcome.cachedTokens ?? engine.rates.engineTokens(job.estimatedCachedTokens);
+      engine.rates.observe(job.promptChars, outcome.promptTokens, cached, outcome.completionTokens, (endMs - job.sentAtMs) / 1000);
+    }
     const slowdown = (endMs - job.arrivalMs) / Math.max(endMs - job.sentAtMs, 1e-3);
-    this.metrics.tenantSlowdown.observe({ tenant }, slowdown);
-    const slo = this.config.tenants.find((t) => t.name === tenant)?.slo.slowdown;
-    if (slo === undefined || slowdown <= slo) this.metrics.tenantSloMet.inc({ tenant });
+    tenantMetrics.slowdown.observe(slowdown);
+    const slo = this.sloOf(tenant);
+    if (slo === undefined || slowdown <= slo) tenantMetrics.sloMet.inc();
     this.done(job);
+  }
+
+  /** The tenant's SLO slowdown (undefined for a tenant the config does not name). */
+  private sloOf(tenant: string): number | undefined {
+    if (this.slos === undefined) this.slos = new Map(this.config.tenants.map((t) => [t.name, t.slo.slowdown]));
+    return this.slos.get(tenant);
   }
 
   private finishWithError(job: GatewayCall, error: OpenAiError): void {

@@ -22,6 +22,9 @@ import type { Scheduler } from './scheduler';
 import type { SessionTable } from './sessions';
 import type { ModelEntry, Upstream } from './upstream';
 
+/** A request whose JSON body's bytes the parser kept. */
+type RawBodyRequest = FastifyRequest & { rawBody?: Buffer };
+
 export interface GatewayServerParts {
   readonly config: GatewayConfig;
   readonly engines: readonly EngineState<GatewayCall>[];
@@ -77,6 +80,15 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
     return toOpenAiError(error);
   });
   countHttpRequests(app, metrics.registry, 'saga_gateway');
+  // JSON bodies are parsed as Fastify's own parser does (same errors, same prototype-poisoning checks), and
+  // their bytes are kept: an engine that takes no hints gets them as they came, not re-serialised.
+  const parseJson = app.getDefaultJsonParser(app.initialConfig.onProtoPoisoning ?? 'error', app.initialConfig.onConstructorPoisoning ?? 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    (request as RawBodyRequest).rawBody = body as Buffer;
+    // Fastify's parser takes a Buffer as well as a string (secure-json-parse does); its type says string.
+    parseJson(request, body as unknown as string, done);
+  });
   let order = 0;
   let anonymous = 0;
 
@@ -108,6 +120,8 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
       reply.raw.writeHead(status, headers);
       return reply.raw;
     });
+    job.promptChars = text.length;
+    job.rawBody = (request as RawBodyRequest).rawBody;
     reply.raw.once('close', () => {
       if (!reply.raw.writableEnded) job.clientGone.abort();
     });

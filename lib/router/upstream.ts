@@ -129,7 +129,7 @@ export class Upstream {
       path: `${this.basePaths.get(engine.id)}${job.path}`,
       method: 'POST',
       headers: this.headers(job, engine),
-      body: JSON.stringify(withHints(job, engine)),
+      body: takesHints(engine) ? JSON.stringify(withHints(job, engine)) : (job.rawBody ?? JSON.stringify(job.body)),
       signal,
       headersTimeout: firstByteMs,
       bodyTimeout: firstByteMs,
@@ -207,6 +207,11 @@ export class Upstream {
   }
 }
 
+/** Whether the engine's body carries hints (else it goes up as the client sent it). */
+function takesHints(engine: EngineState<GatewayCall>): boolean {
+  return engine.config.kind === 'llama.cpp' || (engine.config.kind === 'vllm' && engine.config.priorityScheduling);
+}
+
 /** The body with the engine's hints (they replace any the client sent: slots and priorities are the gateway's). */
 function withHints(job: GatewayCall, engine: EngineState<GatewayCall>): Record<string, unknown> {
   const body: Record<string, unknown> = { ...job.body };
@@ -230,6 +235,7 @@ function answered(job: GatewayCall, usage: AnswerUsage, failure?: { reason: stri
     completionTokens: completionTokensOf(usage),
     cachedTokens: usage.cachedTokens,
     finishReason: usage.finishReason,
+    usageReported: usage.promptTokens !== undefined && usage.completionTokens !== undefined,
     ...(failure === undefined ? {} : { failure }),
   };
 }

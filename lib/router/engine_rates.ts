@@ -1,0 +1,125 @@
+/**
+ * What the gateway learns of one engine's speed and tokenizer from the answers it passes on, online and
+ * from past answers only, so that the stealing test prices a moved call's recompute in the engine's own
+ * terms rather than by the config's guess:
+ *
+ * - Characters per token: the gateway sees text, the engine counts tokens. Each answer's
+ *   `usage.prompt_tokens` against the characters of the prompt text the gateway estimated from (the same
+ *   text its block hashes cover) gives the engine's ratio; a running ratio of sums (exponentially
+ *   forgotten, ENGINE_RATES.decay per answer), starting from GATEWAY.charsPerToken with the weight of
+ *   ENGINE_RATES.priorTokens tokens. It converts the gateway's estimates (characters / GATEWAY.charsPerToken)
+ *   into the engine's tokens.
+ * - Prefill seconds per token: a least-squares fit of each answered call's time at the engine (sent to
+ *   answer's end) against its uncached prompt tokens (prompt - cached, as the engine reported them) and its
+ *   completion tokens, plus a constant: time = a + b * uncached + c * completion. Same forgetting; a ridge
+ *   prior pulls b towards 1 / the config's `prefillTokensPerS` with the weight of ENGINE_RATES.priorCalls
+ *   calls of ENGINE_RATES.priorUncachedTokens uncached tokens, so the config rules until answers say
+ *   otherwise. Calls running together on the engine share its iterations, so b is the prefill cost the
+ *   engine showed under its load, not its speed alone.
+ * Answers without usage (an engine that reports none) teach nothing: the config's values stay.
+ */
+import { ENGINE_RATES, GATEWAY } from '../constants';
+
+export class EngineRates {
+  private chars: number;
+  private tokens: number;
+  /** X'X and X'y of the fit over (1, uncached tokens, completion tokens), forgotten by ENGINE_RATES.decay. */
+  private readonly xx = new Float64Array(9);
+  private readonly xy = new Float64Array(3);
+  private observations = 0;
+  private secondsPerToken: number;
+
+  constructor(readonly priorTokensPerS: number) {
+    this.tokens = ENGINE_RATES.priorTokens;
+    this.chars = ENGINE_RATES.priorTokens * GATEWAY.charsPerToken;
+    this.secondsPerToken = 1 / priorTokensPerS;
+  }
+
+  /** The engine's characters per token (of the gateway's prompt text). */
+  get charsPerToken(): number {
+    return this.chars / this.tokens;
+  }
+
+  /** The engine's prefill rate, tokens per second, as fitted (the prior before any answer). */
+  get prefillTokensPerS(): number {
+    return 1 / this.secondsPerToken;
+  }
+
+  /** Answers the fit has learned from. */
+  get answers(): number {
+    return this.observations;
+  }
+
+  /** Engine tokens of `estimatedTokens` of the gateway's estimate (characters / GATEWAY.charsPerToken). */
+  engineTokens(estimatedTokens: number): number {
+    return (estimatedTokens * GATEWAY.charsPerToken) / this.charsPerToken;
+  }
+
+  /** Seconds the engine takes to prefill `estimatedTokens` (the gateway's estimate) it does not cache. */
+  prefillS(estimatedTokens: number): number {
+    return this.engineTokens(estimatedTokens) * this.secondsPerToken;
+  }
+
+  /**
+   * One answered call: the characters of its prompt text, what the engine reported (prompt tokens, of them
+   * cached, completion tokens), and seconds from sending it to its answer's end.
+   */
+  observe(promptChars: number, promptTokens: number, cachedTokens: number, completionTokens: number, seconds: number): void {
+    if (!(promptTokens > 0) || !(seconds >= 0) || !Number.isFinite(seconds)) return;
+    const d = ENGINE_RATES.decay;
+    if (promptChars > 0) {
+      this.chars = this.chars * d + promptChars;
+      this.tokens = this.tokens * d + promptTokens;
+    }
+    const x0 = 1;
+    const x1 = Math.max(0, promptTokens - Math.min(cachedTokens, promptTokens));
+    const x2 = Math.max(0, completionTokens);
+    const x = [x0, x1, x2];
+    for (let i = 0; i < 3; i++) {
+      this.xy[i] = this.xy[i] * d + x[i] * seconds;
+      for (let j = 0; j < 3; j++) this.xx[3 * i + j] = this.xx[3 * i + j] * d + x[i] * x[j];
+    }
+    this.observations++;
+    this.refit();
+  }
+
+  /** Solves the ridge-regularised normal equations; keeps the previous b if they are singular. */
+  private refit(): void {
+    const prior = 1 / this.priorTokensPerS;
+    const u = ENGINE_RATES.priorUncachedTokens;
+    const lambda = [ENGINE_RATES.ridgeConstant, ENGINE_RATES.priorCalls * u * u, ENGINE_RATES.ridgeCompletion];
+    const target = [0, prior, 0];
+    const a = new Float64Array(12);
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) a[4 * i + j] = this.xx[3 * i + j] + (i === j ? lambda[i] : 0);
+      a[4 * i + 3] = this.xy[i] + lambda[i] * target[i];
+    }
+    const solution = solve3(a);
+    if (solution === undefined || !Number.isFinite(solution[1])) return;
+    // A cost cannot be negative or free: bounded to a hundredth .. a hundred times the prior.
+    this.secondsPerToken = Math.min(prior * 100, Math.max(prior / 100, solution[1]));
+  }
+}
+
+/** Gaussian elimination with partial pivoting on a 3x4 augmented matrix (row-major); undefined if singular. */
+function solve3(m: Float64Array): [number, number, number] | undefined {
+  for (let col = 0; col < 3; col++) {
+    let pivot = col;
+    for (let r = col + 1; r < 3; r++) if (Math.abs(m[4 * r + col]) > Math.abs(m[4 * pivot + col])) pivot = r;
+    if (Math.abs(m[4 * pivot + col]) < 1e-300) return undefined;
+    if (pivot !== col) {
+      for (let k = 0; k < 4; k++) {
+        const t = m[4 * col + k];
+        m[4 * col + k] = m[4 * pivot + k];
+        m[4 * pivot + k] = t;
+      }
+    }
+    for (let r = 0; r < 3; r++) {
+      if (r === col) continue;
+      const f = m[4 * r + col] / m[4 * col + col];
+      if (f === 0) continue;
+      for (let k = col; k < 4; k++) m[4 * r + k] -= f * m[4 * col + k];
+    }
+  }
+  return [m[3] / m[0], m[7] / m[5], m[11] / m[10]];
+}
