@@ -20,8 +20,8 @@
  * 4. per policy, one at a time (two engines would share the 2 cores): starts `saga engine` as a child
  *    process, replays the workload over HTTP (/v1/completions, identity headers, ignore_eos, max_tokens =
  *    the call's output), reads its counters from /metrics, stops it;
- * 5. simulates the same workload under each policy on one simulated engine with the engine's memory
- *    (sequences x context tokens) and the calibrated costs;
+ * 5. simulates the same workload under each policy on the simulated saga engine (lib/sim/sequence_engine.ts:
+ *    its sequences each holding one session, the same victims and holds) with the calibrated costs;
  * 6. prints the configuration, the machine, the calibration, measured vs predicted, and the speedups.
  *
  * Timings are wall-clock on a shared machine: other processes running at the same time slow the engine.
