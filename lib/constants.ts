@@ -31,6 +31,9 @@ export interface GpuPreset {
  * - A100 SXM4 40GB: "NVIDIA A100 Tensor Core GPU" datasheet (nvidia.com/en-us/data-center/a100): BF16 Tensor
  *   Core 312 TFLOPS dense; GPU memory 40 GB HBM2; bandwidth 1,555 GB/s; NVLink 600 GB/s. Kept because one
  *   published vLLM decode measurement we calibrate against ran on it.
+ * - A100 SXM4 80GB: same datasheet: BF16 Tensor Core 312 TFLOPS dense; GPU memory 80 GB HBM2e; bandwidth
+ *   2,039 GB/s; NVLink 600 GB/s. Kept because the published single-request vLLM prefill measurement we
+ *   calibrate against (AccelMark suite D, docs/cost-model.md) ran on it.
  */
 export const GPUS: Readonly<Record<string, GpuPreset>> = {
   h100: {
@@ -59,6 +62,15 @@ export const GPUS: Readonly<Record<string, GpuPreset>> = {
     hbmBytesPerS: 1.555e12,
     nvlinkBytesPerS: 600e9,
     source: 'NVIDIA A100 Tensor Core GPU datasheet (SXM4 40GB): 312 TFLOPS BF16 dense, 40 GB HBM2, 1,555 GB/s, NVLink 600 GB/s',
+  },
+  'a100-80gb': {
+    name: 'a100-80gb',
+    label: 'A100 SXM4 80GB',
+    peakBf16FlopsPerS: 312e12,
+    hbmBytes: 80e9,
+    hbmBytesPerS: 2.039e12,
+    nvlinkBytesPerS: 600e9,
+    source: 'NVIDIA A100 Tensor Core GPU datasheet (SXM4 80GB): 312 TFLOPS BF16 dense, 80 GB HBM2e, 2,039 GB/s, NVLink 600 GB/s',
   },
 };
 
@@ -125,14 +137,18 @@ export const EFFICIENCY = {
   /**
    * Fraction of peak BF16 rate reached by the dense layers (QKV/O projections, MLP, LM head) of a batch.
    * Bounded above by the matrix rate measured on an H200 here: 769-798 TFLOP/s for an 8192^3 BF16 product
-   * (0.78-0.81 of 989.5; /work/.library/device/KINDS.md). No published single-request vLLM prefill (TTFT
-   * against prompt length) for these models on H100/H200 was found to calibrate it; 0.6 is an assumption.
+   * (0.78-0.81 of 989.5; /work/.library/device/KINDS.md). 0.6 is an assumption, checked (not fitted)
+   * together with `attention` against the one published single-request vLLM prefill found: AccelMark suite D
+   * (Llama-3.1-8B, A100 80GB, vLLM 0.6.6, ~32.7k-token prompts one at a time), TTFT p50 3.86 s against
+   * 4.27 s simulated, +10.6% (docs/cost-model.md). None was found on H100/H200.
    */
   gemm: 0.6,
   /**
    * Fraction of peak reached by attention's QK^T and PV products (FlashAttention on Hopper). Upper bound:
    * FlashAttention-3 (Shah et al., 2024, arXiv:2407.08608) reports up to 740 TFLOP/s in FP16 forward on
-   * H100 (75% of peak) at long sequences; vLLM's shorter, paged, mixed batches reach less. Assumption: 0.5.
+   * H100 (75% of peak) at long sequences; vLLM's shorter, paged, mixed batches reach less. Assumption: 0.5,
+   * checked with `gemm` against the published long-context prefill above (attention is 42% of its simulated
+   * time; 0.6 would bring its error from +10.6% to +3%; one row cannot separate the two efficiencies).
    */
   attention: 0.5,
   /**
