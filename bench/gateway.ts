@@ -14,8 +14,10 @@
  *    generator, scaled down with scaleWorkload as bench/engine.ts does) replayed in real time through
  *    it, once per gateway policy, each on fresh engines (cold caches). On one more fresh engine: its
  *    prefill rate (cold prompts), and the isolated TCTs for slowdowns (each task alone, its calls back to
- *    back, plus its tool gaps). An extra row runs saga with the engines' `prefillTokensPerS` set to the
- *    measured rate (the gateway's default is a GPU's); `--saga-prefill` adds rows at other rates.
+ *    back, plus its tool gaps). The gateway learns each engine's prefill rate and characters per token from
+ *    its answers (lib/router/engine_rates.ts), with the config's `prefillTokensPerS` as the prior; the
+ *    table shows what it learned. `--measured-prefill` adds a saga row with that prior set to the rate
+ *    measured on the isolated engine; `--saga-prefill` adds rows at other priors.
  *
  *   npm run bench:gateway                   both parts, the configuration reported in bench/RESULTS.md (~9 min)
  *   npm run bench:gateway -- --quick        a smoke test of both (~1.5 minutes)
@@ -95,9 +97,9 @@ interface TctConfig {
   readonly timeScale: number;
   readonly policies: readonly GatewayPolicyName[];
   /**
-   * One more run: saga with each engine's `prefillTokensPerS` set to the prefill rate measured on the
-   * isolated engine (what an operator would configure) instead of the default (GATEWAY.prefillTokensPerS,
-   * an H100's order), which prices a moved call's recompute far too low on a CPU engine.
+   * One more run: saga with each engine's `prefillTokensPerS` (the prior of the rate the gateway learns)
+   * set to the prefill rate measured on the isolated engine instead of the default
+   * (GATEWAY.prefillTokensPerS, an H100's order).
    */
   readonly measuredPrefillRun: boolean;
   /** More saga runs, with the engines' prefillTokensPerS at each of these rates. */
@@ -117,7 +119,7 @@ const TCT_DEFAULTS: TctConfig = {
   tokenScale: 0.0625,
   timeScale: 0.1,
   policies: ['saga', 'round-robin', 'affinity'],
-  measuredPrefillRun: true,
+  measuredPrefillRun: false,
   sagaPrefill: [],
 };
 const TCT_QUICK: Partial<TctConfig> = { preset: 'tiny', tasks: 6, ratePerS: 1, timeScale: 0.02, measuredPrefillRun: false };
@@ -163,9 +165,10 @@ function readOptions(argv: readonly string[]): Options {
     .option('--seed <S>', 'seed of the workload (part 2)')
     .option('--tasks <N>', 'agent programs in the workload (part 2)')
     .option('--policies <list>', `gateway policies of part 2, comma-separated (${GATEWAY_POLICIES.join(', ')})`)
+    .option('--measured-prefill', "part 2: one more saga run with the engines' prefillTokensPerS (the learned rates' prior) at the rate measured on the isolated engine")
     .option('--saga-prefill <list>', 'part 2: more saga runs, with the engines\' prefillTokensPerS at each of these rates (1: stealing never pays)')
     .parse(argv, { from: 'user' });
-  const o = program.opts<{ quick?: boolean; part?: string; rates?: string; latencyPolicy?: string; generators?: string; seconds?: string; seed?: string; tasks?: string; policies?: string; sagaPrefill?: string }>();
+  const o = program.opts<{ quick?: boolean; part?: string; rates?: string; latencyPolicy?: string; generators?: string; seconds?: string; seed?: string; tasks?: string; policies?: string; sagaPrefill?: string; measuredPrefill?: boolean }>();
   if (o.part !== undefined && o.part !== 'latency' && o.part !== 'tct') throw new Error(`--part must be latency or tct, got ${o.part}`);
   const quick = o.quick === true;
   const base = quick ? { ...TCT_DEFAULTS, ...TCT_QUICK } : TCT_DEFAULTS;
@@ -195,7 +198,7 @@ function readOptions(argv: readonly string[]): Options {
       return g;
     }),
     loadS: o.seconds === undefined ? undefined : Math.max(1, int(o.seconds, 0)),
-    tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill },
+    tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill, measuredPrefillRun: o.measuredPrefill === true || base.measuredPrefillRun },
   };
 }
 
@@ -511,7 +514,7 @@ async function tctPart(config: TctConfig): Promise<void> {
   say('- isolated TCT: each task alone on one more fresh engine, its calls back to back, plus its tool gaps; slowdown = TCT / isolated');
   if (config.measuredPrefillRun || config.sagaPrefill.length > 0) {
     say('- rows "saga, prefillTokensPerS N": saga again, with each engine\'s prefillTokensPerS (the price of a moved call\'s recompute in the');
-    say('  stealing test) at N instead of the gateway default; "(measured)": the rate measured on the isolated engine');
+    say('  stealing test, as the prior of the rate the gateway learns) at N instead of the gateway default; "(measured)": the rate measured on the isolated engine');
   }
   say();
   progress(`isolated task times (${workload.tasks.length} tasks, one at a time)`);
@@ -528,8 +531,8 @@ async function tctPart(config: TctConfig): Promise<void> {
   }
   const saga = outcomes.find((o) => o.run.label === 'saga');
   const tenantNames = TENANTS.map((t) => t.name);
-  say(`| policy | TCT geomean s | vs saga (TCT / saga's) | cached share | ${tenantNames.map((t) => `${t} slowdown (geomean)`).join(' | ')} | wall s | 429s | steals | calls moved from home |`);
-  say(`| --- | ---: | ---: | ---: | ${tenantNames.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: |`);
+  say(`| policy | TCT geomean s | vs saga (TCT / saga's) | cached share | ${tenantNames.map((t) => `${t} slowdown (geomean)`).join(' | ')} | wall s | 429s | steals | calls moved from home | learned prefill tok/s, chars/token (engines' mean at the end) |`);
+  say(`| --- | ---: | ---: | ---: | ${tenantNames.map(() => '---:').join(' | ')} | ---: | ---: | ---: | ---: | ---: |`);
   for (const o of outcomes) {
     const tct = geomean(o.taskTimesS);
     const slowdowns = tenantNames.map((tenant) => {
@@ -538,9 +541,10 @@ async function tctPart(config: TctConfig): Promise<void> {
     });
     const steals = metricSum(o.gatewayMetrics, 'saga_gateway_steals_total');
     const moved = metricSum(o.gatewayMetrics, 'saga_gateway_session_routes_total', 'outcome="moved"');
+    const learned = `${(metricSum(o.gatewayMetrics, 'saga_gateway_engine_prefill_tokens_per_second') / config.engines).toFixed(0)}, ${(metricSum(o.gatewayMetrics, 'saga_gateway_engine_chars_per_token') / config.engines).toFixed(2)}`;
     say(
       `| ${o.run.label} | ${tct.toFixed(2)} | ${saga === undefined ? '-' : (tct / geomean(saga.taskTimesS)).toFixed(3)} | ${pct(o.cachedShare)} | ${slowdowns.join(' | ')} | ` +
-        `${o.wallS.toFixed(1)} | ${o.overloaded} | ${steals} | ${moved} |`,
+        `${o.wallS.toFixed(1)} | ${o.overloaded} | ${steals} | ${moved} | ${learned} |`,
     );
   }
   say();

@@ -28,6 +28,9 @@ export class EngineRates {
   private readonly xy = new Float64Array(3);
   private observations = 0;
   private secondsPerToken: number;
+  /** Scratch space (no allocation per answer): one row of the fit, and its augmented normal equations. */
+  private readonly x = new Float64Array(3);
+  private readonly system = new Float64Array(12);
 
   constructor(readonly priorTokensPerS: number) {
     this.tokens = ENGINE_RATES.priorTokens;
@@ -71,10 +74,10 @@ export class EngineRates {
       this.chars = this.chars * d + promptChars;
       this.tokens = this.tokens * d + promptTokens;
     }
-    const x0 = 1;
-    const x1 = Math.max(0, promptTokens - Math.min(cachedTokens, promptTokens));
-    const x2 = Math.max(0, completionTokens);
-    const x = [x0, x1, x2];
+    const x = this.x;
+    x[0] = 1;
+    x[1] = Math.max(0, promptTokens - Math.min(cachedTokens, promptTokens));
+    x[2] = Math.max(0, completionTokens);
     for (let i = 0; i < 3; i++) {
       this.xy[i] = this.xy[i] * d + x[i] * seconds;
       for (let j = 0; j < 3; j++) this.xx[3 * i + j] = this.xx[3 * i + j] * d + x[i] * x[j];
@@ -87,22 +90,29 @@ export class EngineRates {
   private refit(): void {
     const prior = 1 / this.priorTokensPerS;
     const u = ENGINE_RATES.priorUncachedTokens;
-    const lambda = [ENGINE_RATES.ridgeConstant, ENGINE_RATES.priorCalls * u * u, ENGINE_RATES.ridgeCompletion];
-    const target = [0, prior, 0];
-    const a = new Float64Array(12);
+    const a = this.system;
     for (let i = 0; i < 3; i++) {
-      for (let j = 0; j < 3; j++) a[4 * i + j] = this.xx[3 * i + j] + (i === j ? lambda[i] : 0);
-      a[4 * i + 3] = this.xy[i] + lambda[i] * target[i];
+      for (let j = 0; j < 3; j++) a[4 * i + j] = this.xx[3 * i + j];
+      a[4 * i + 3] = this.xy[i];
     }
-    const solution = solve3(a);
-    if (solution === undefined || !Number.isFinite(solution[1])) return;
+    // Ridge: the constant and the completion term pulled towards 0, the prefill term towards the prior.
+    a[0] += ENGINE_RATES.ridgeConstant;
+    const lambda = ENGINE_RATES.priorCalls * u * u;
+    a[5] += lambda;
+    a[7] += lambda * prior;
+    a[10] += ENGINE_RATES.ridgeCompletion;
+    const b = solve3(a);
+    if (b === undefined || !Number.isFinite(b)) return;
     // A cost cannot be negative or free: bounded to a hundredth .. a hundred times the prior.
-    this.secondsPerToken = Math.min(prior * 100, Math.max(prior / 100, solution[1]));
+    this.secondsPerToken = Math.min(prior * 100, Math.max(prior / 100, b));
   }
 }
 
-/** Gaussian elimination with partial pivoting on a 3x4 augmented matrix (row-major); undefined if singular. */
-function solve3(m: Float64Array): [number, number, number] | undefined {
+/**
+ * Gaussian elimination with partial pivoting on a 3x4 augmented matrix (row-major, overwritten): the
+ * second unknown (the prefill term); undefined if singular.
+ */
+function solve3(m: Float64Array): number | undefined {
   for (let col = 0; col < 3; col++) {
     let pivot = col;
     for (let r = col + 1; r < 3; r++) if (Math.abs(m[4 * r + col]) > Math.abs(m[4 * pivot + col])) pivot = r;
@@ -121,5 +131,5 @@ function solve3(m: Float64Array): [number, number, number] | undefined {
       for (let k = col; k < 4; k++) m[4 * r + k] -= f * m[4 * col + k];
     }
   }
-  return [m[3] / m[0], m[7] / m[5], m[11] / m[10]];
+  return m[7] / m[5];
 }

@@ -7,6 +7,7 @@
 import type { ServerResponse } from 'node:http';
 import type { ProgramIdentity } from '../engine/types';
 import type { CallInfo } from '../policy/types';
+import { CallAbort } from './call_abort';
 import type { EngineState, QueuedCall } from './engine_state';
 
 export type CompletionPath = '/v1/chat/completions' | '/v1/completions';
@@ -39,7 +40,7 @@ export class GatewayCall implements QueuedCall {
   /** llama.cpp slot held while in flight. */
   slot: number | undefined;
   /** Aborted when the client leaves before its answer is complete. */
-  readonly clientGone = new AbortController();
+  readonly clientGone = new CallAbort();
   readonly settled: Promise<Settlement>;
   private done = false;
   private resolve!: (settlement: Settlement) => void;

@@ -20,9 +20,22 @@ export interface TenantMetrics {
   readonly slowdown: { observe(value: number): void };
 }
 
-interface EngineUsageMetrics {
-  readonly prompt: IncBy;
-  readonly cached: IncBy;
+/** A running count of one label value. */
+class Cell implements IncBy {
+  value = 0;
+
+  inc(value = 1): void {
+    this.value += value;
+  }
+}
+
+function cell(tally: Map<string, Cell>, key: string): Cell {
+  let found = tally.get(key);
+  if (found === undefined) {
+    found = new Cell();
+    tally.set(key, found);
+  }
+  return found;
 }
 
 export class GatewayMetrics {
@@ -39,10 +52,13 @@ export class GatewayMetrics {
   readonly promptTokens: Counter<'engine'>;
   readonly cachedTokens: Counter<'engine'>;
   private readonly cached = { prompt: 0, cached: 0 };
-  /** Label-bound children, looked up once per tenant / engine / outcome (prom-client hashes the labels on every call otherwise). */
+  /**
+   * The per-call counters, kept as plain numbers by label value and handed to prom-client when scraped
+   * (prom-client hashes a label set on every increment, bound children included).
+   */
+  private readonly tally = { service: new Map<string, Cell>(), calls: new Map<string, Cell>(), sloMet: new Map<string, Cell>(), prompt: new Map<string, Cell>(), cached: new Map<string, Cell>() };
+  private readonly routes = new Map<string, Cell>();
   private readonly tenants = new Map<string, TenantMetrics>();
-  private readonly engineUsage = new Map<string, EngineUsageMetrics>();
-  private readonly routes = new Map<string, { inc(): void }>();
 
   constructor(engines: readonly EngineState[]) {
     const registers = [this.registry];
@@ -65,13 +81,24 @@ export class GatewayMetrics {
     this.retries = new Counter({ name: 'saga_gateway_retries_total', help: 'Calls tried again on another engine after failing on this one before their first byte.', labelNames: ['engine'] as const, registers });
     this.steals = new Counter({ name: 'saga_gateway_steals_total', help: 'Queued calls moved to another engine by work stealing.', registers });
     this.rejected = new Counter({ name: 'saga_gateway_rejected_total', help: 'Calls refused at admission: queue_full (429), no_engine (503).', labelNames: ['reason'] as const, registers });
-    this.sessionRoutes = new Counter({ name: 'saga_gateway_session_routes_total', help: "Calls by where they went against their session's previous engine: home, moved, new (first call).", labelNames: ['outcome'] as const, registers });
-    this.tenantServiceTokens = new Counter({ name: 'saga_gateway_tenant_service_tokens_total', help: 'Tokens served per tenant: prompt + completion (from the engine usage, else estimated).', labelNames: ['tenant'] as const, registers });
-    this.tenantCalls = new Counter({ name: 'saga_gateway_tenant_calls_total', help: 'Calls answered per tenant.', labelNames: ['tenant'] as const, registers });
-    this.tenantSloMet = new Counter({ name: 'saga_gateway_tenant_slo_met_total', help: "Calls whose slowdown was within their tenant's SLO.", labelNames: ['tenant'] as const, registers });
+    const tallied = <L extends string>(name: string, help: string, label: L, tally: Map<string, Cell>) =>
+      new Counter<L>({
+        name,
+        help,
+        labelNames: [label] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const [value, cell] of tally) this.inc({ [label]: value } as Partial<Record<L, string>>, cell.value);
+        },
+      });
+    this.sessionRoutes = tallied('saga_gateway_session_routes_total', "Calls by where they went against their session's previous engine: home, moved, new (first call).", 'outcome', this.routes);
+    this.tenantServiceTokens = tallied('saga_gateway_tenant_service_tokens_total', 'Tokens served per tenant: prompt + completion (from the engine usage, else estimated).', 'tenant', this.tally.service);
+    this.tenantCalls = tallied('saga_gateway_tenant_calls_total', 'Calls answered per tenant.', 'tenant', this.tally.calls);
+    this.tenantSloMet = tallied('saga_gateway_tenant_slo_met_total', "Calls whose slowdown was within their tenant's SLO.", 'tenant', this.tally.sloMet);
     this.tenantSlowdown = new Histogram({ name: 'saga_gateway_tenant_slowdown', help: "Per call: time from arrival at the gateway to the answer's end / time at the engine.", labelNames: ['tenant'] as const, buckets: SLOWDOWN_BUCKETS, registers });
-    this.promptTokens = new Counter({ name: 'saga_gateway_prompt_tokens_total', help: 'Prompt tokens the engines reported (usage.prompt_tokens), for calls that reported cached tokens.', labelNames: ['engine'] as const, registers });
-    this.cachedTokens = new Counter({ name: 'saga_gateway_cached_tokens_total', help: 'Cached prompt tokens the engines reported (usage.prompt_tokens_details.cached_tokens).', labelNames: ['engine'] as const, registers });
+    this.promptTokens = tallied('saga_gateway_prompt_tokens_total', 'Prompt tokens the engines reported (usage.prompt_tokens), for calls that reported cached tokens.', 'engine', this.tally.prompt);
+    this.cachedTokens = tallied('saga_gateway_cached_tokens_total', 'Cached prompt tokens the engines reported (usage.prompt_tokens_details.cached_tokens).', 'engine', this.tally.cached);
     const cached = this.cached;
     new Gauge({
       name: 'saga_gateway_affinity_hit_rate',
@@ -88,9 +115,9 @@ export class GatewayMetrics {
     let bound = this.tenants.get(name);
     if (bound === undefined) {
       bound = {
-        serviceTokens: this.tenantServiceTokens.labels(name),
-        calls: this.tenantCalls.labels(name),
-        sloMet: this.tenantSloMet.labels(name),
+        serviceTokens: cell(this.tally.service, name),
+        calls: cell(this.tally.calls, name),
+        sloMet: cell(this.tally.sloMet, name),
         slowdown: this.tenantSlowdown.labels(name),
       };
       this.tenants.set(name, bound);
@@ -100,24 +127,14 @@ export class GatewayMetrics {
 
   /** Counts a call by where it went against its session's previous engine (home, moved, new). */
   sessionRoute(outcome: 'home' | 'moved' | 'new'): void {
-    let bound = this.routes.get(outcome);
-    if (bound === undefined) {
-      bound = this.sessionRoutes.labels(outcome);
-      this.routes.set(outcome, bound);
-    }
-    bound.inc();
+    cell(this.routes, outcome).inc();
   }
 
   /** An engine's usage report of one call: counts towards the hit rate when it says what was cached. */
   usage(engine: string, promptTokens: number, cachedTokens: number | undefined): void {
     if (cachedTokens === undefined) return;
-    let bound = this.engineUsage.get(engine);
-    if (bound === undefined) {
-      bound = { prompt: this.promptTokens.labels(engine), cached: this.cachedTokens.labels(engine) };
-      this.engineUsage.set(engine, bound);
-    }
-    bound.prompt.inc(promptTokens);
-    bound.cached.inc(cachedTokens);
+    cell(this.tally.prompt, engine).inc(promptTokens);
+    cell(this.tally.cached, engine).inc(cachedTokens);
     this.cached.prompt += promptTokens;
     this.cached.cached += cachedTokens;
   }

@@ -76,7 +76,7 @@ export class Scheduler {
   submit(job: GatewayCall): void {
     this.place(job, 'arrive');
     this.active++;
-    job.clientGone.signal.addEventListener('abort', () => this.clientLeft(job), { once: true });
+    job.clientGone.once('abort', () => this.clientLeft(job));
   }
 
   /** Resolves once no call is queued or in flight (graceful drain). */
@@ -131,9 +131,8 @@ export class Scheduler {
    */
   private place(job: GatewayCall, how: 'arrive' | 'retry' | 'moved', from?: EngineState<GatewayCall>): void {
     const nowS = this.nowS();
-    const eligible = this.engines.filter((e) => e.up && e.serves(job.model));
     // An engine that does not list the model answers for itself (its 404 passes through).
-    const candidates = eligible.length > 0 ? eligible : this.engines.filter((e) => e.up);
+    const candidates = this.engines.every((e) => e.up && e.serves(job.model)) ? this.engines : this.candidates(job.model);
     if (candidates.length === 0) {
       this.metrics.rejected.inc({ reason: 'no_engine' });
       throw new OpenAiError(STATUS.unavailable, 'No engine is up to serve this request; try again later.', null, 'no_engine_available');
@@ -157,6 +156,12 @@ export class Scheduler {
     engine.queue.push(job);
     this.pump(engine);
     this.armStealing();
+  }
+
+  /** The engines up that serve `model`, else all those up. */
+  private candidates(model: string | undefined): readonly EngineState<GatewayCall>[] {
+    const eligible = this.engines.filter((e) => e.up && e.serves(model));
+    return eligible.length > 0 ? eligible : this.engines.filter((e) => e.up);
   }
 
   /** Sends queued calls to `engine`, best first, while it has room. */

@@ -16,6 +16,7 @@ import type { ServerResponse } from 'node:http';
 import { once } from 'node:events';
 import { Pool } from 'undici';
 import { OpenAiError, STATUS } from '../engine/openai_errors';
+import { CallAbort } from './call_abort';
 import { IDENTITY_HEADERS } from '../engine/program_identity';
 import type { GatewayConfig } from './config';
 import type { EngineState } from './engine_state';
@@ -81,17 +82,17 @@ export class Upstream {
 
   /** One attempt of `job` on `engine`. Never rejects. */
   run = async (job: GatewayCall, engine: EngineState<GatewayCall>): Promise<AttemptOutcome> => {
-    const attempt = new AbortController();
+    const attempt = new CallAbort();
     const leave = () => attempt.abort();
-    job.clientGone.signal.addEventListener('abort', leave, { once: true });
+    job.clientGone.once('abort', leave);
     const timer = setTimeout(() => attempt.abort(new RequestTimeout()), this.config.timeouts.requestMs);
     try {
-      return await this.exchange(job, engine, attempt.signal);
+      return await this.exchange(job, engine, attempt);
     } catch (error) {
-      return this.failed(job, engine, error, attempt.signal);
+      return this.failed(job, engine, error, attempt);
     } finally {
       clearTimeout(timer);
-      job.clientGone.signal.removeEventListener('abort', leave);
+      job.clientGone.removeListener('abort', leave);
     }
   };
 
@@ -123,7 +124,7 @@ export class Upstream {
     return pool;
   }
 
-  private async exchange(job: GatewayCall, engine: EngineState<GatewayCall>, signal: AbortSignal): Promise<AttemptOutcome> {
+  private async exchange(job: GatewayCall, engine: EngineState<GatewayCall>, signal: CallAbort): Promise<AttemptOutcome> {
     const { firstByteMs } = this.config.timeouts;
     const res = await this.pool(engine).request({
       path: `${this.basePaths.get(engine.id)}${job.path}`,
@@ -161,12 +162,12 @@ export class Upstream {
       }
     } catch (error) {
       if (out === undefined) throw error; // nothing sent yet: the caller may try elsewhere
-      const failure = this.classify(error, job.clientGone.signal.aborted);
+      const failure = this.classify(error, job.clientGone.aborted);
       if (!out.destroyed && !out.writableEnded) {
         const notice = new OpenAiError(STATUS.badGateway, `The engine failed during the stream (${failure.reason}).`, null, 'upstream_failed');
         out.end(`data: ${JSON.stringify(notice.body())}\n\n`);
       }
-      return answered(job, usage.result(), job.clientGone.signal.aborted ? undefined : failure);
+      return answered(job, usage.result(), job.clientGone.aborted ? undefined : failure);
     }
     if (out === undefined) return retry('empty_response', false, 'the engine answered an empty stream');
     out.end();
@@ -174,8 +175,8 @@ export class Upstream {
   }
 
   /** An attempt that threw before the client got a byte. */
-  private failed(job: GatewayCall, engine: EngineState<GatewayCall>, error: unknown, signal: AbortSignal): AttemptOutcome {
-    if (job.clientGone.signal.aborted) {
+  private failed(job: GatewayCall, engine: EngineState<GatewayCall>, error: unknown, signal: CallAbort): AttemptOutcome {
+    if (job.clientGone.aborted) {
       job.settle({ kind: 'gone' });
       return answered(job, { promptTokens: undefined, completionTokens: 0, cachedTokens: undefined, finishReason: 'abort', outputChars: 0 });
     }
