@@ -1,9 +1,10 @@
 /**
  * Calls to the engines, over undici: one connection Pool per engine. A call's body goes up with the
- * engine-specific hints (below); its answer comes back whole (a non-streamed answer is read in full, so a
- * failure part-way can still be retried elsewhere) or streamed (bytes go to the client as they arrive, never
- * buffered). A failure before the client's first byte is a `retry` outcome; after it, the stream ends with an
- * OpenAI error event and no `[DONE]`, so clients can tell it did not complete.
+ * engine-specific hints (below), or as the client's bytes unchanged to an engine that takes none; its
+ * answer comes back whole (a non-streamed answer is read in full, so a failure part-way can still be
+ * retried elsewhere) or streamed (bytes go to the client as they arrive, never buffered). A failure before
+ * the client's first byte is a `retry` outcome; after it, the stream ends with an OpenAI error event and no
+ * `[DONE]`, so clients can tell it did not complete.
  *
  * Hints, by engine kind (README "saga serve" says which versions each was checked against):
  * - `llama.cpp`: `cache_prompt: true` and `id_slot`, a slot per session on that engine, so that a session's
