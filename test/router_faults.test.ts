@@ -103,7 +103,9 @@ describe('engines that hang or die with calls queued', () => {
     const gw = await gateway({
       policy: 'round-robin',
       engines: [engine('e0', hung, 1), engine('e1', live, 2)],
-      timeouts: { firstByteMs: 300 },
+      // Far above the live stub's 20 ms, so that a loaded machine (vitest runs files in parallel) cannot
+      // time out a live call too: this failed once at 300 ms under load.
+      timeouts: { firstByteMs: 1000 },
     });
     const answers: Answer[] = await Promise.all(Array.from({ length: 8 }, (_, i) => call(gw.url, { session: `s${i}` })));
     expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
