@@ -32,7 +32,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { Command } from 'commander';
-import { runAgentWorkload, type AgentCall, type AgentCallResult } from '../lib/engine/agent_client';
+import { PROMPT_EXTRA_TOKENS, runAgentWorkload, type AgentCall, type AgentCallResult } from '../lib/engine/agent_client';
 import { loadLlamaRuntime, type LlamaContextSequence } from '../lib/engine/llama_runtime';
 import { RANDOM_MODEL_PRESETS, buildVocabulary, createRandomModel } from '../lib/engine/random_model';
 import type { GpuPreset, ModelPreset } from '../lib/constants';
@@ -54,12 +54,6 @@ const ENGINE_THREADS = 1;
 const ENGINE_BATCH_TOKENS = 512;
 /** The engine generates until max_tokens (ignore_eos), so every call finishes with this reason. */
 const ENGINE_FINISH_REASON = 'length';
-/**
- * Tokens an engine prompt has beyond the workload call's: the BOS the engine prepends, and a lone
- * SentencePiece space that llama.cpp's tokenizer makes of the leading space of promptText's first word
- * (measured: promptText of 50 tokens tokenizes to 51).
- */
-const PROMPT_EXTRA_TOKENS = 2;
 /** How long an engine may take to load and listen, and to stop, before the bench gives up on it. */
 const ENGINE_START_TIMEOUT_MS = 120_000;
 const ENGINE_STOP_TIMEOUT_MS = 30_000;

@@ -11,7 +11,7 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAgentWorkload } from '../lib/engine/agent_client';
+import { PROMPT_EXTRA_TOKENS, runAgentWorkload } from '../lib/engine/agent_client';
 import { LlamaEngine } from '../lib/engine/llama_engine';
 import { createRandomModel } from '../lib/engine/random_model';
 import { generateWorkload } from '../lib/workloads/generators/index';
@@ -21,8 +21,6 @@ import type { Workload } from '../lib/workloads/types';
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'saga-engine-workload-'));
 const tiny = path.join(dir, 'tiny.gguf');
 const CONTEXT = 2048;
-/** Room for the tokens the tokenizer adds beyond the workload's own (BOS, a leading space piece). */
-const PROMPT_EXTRA_TOKENS = 8;
 
 interface Outcome {
   readonly calls: number;

@@ -38,6 +38,13 @@ function words(seed: bigint, count: number, out: string[]): void {
   }
 }
 
+/**
+ * Tokens an engine prompt has beyond the workload call's: the BOS the engine prepends, and a lone
+ * SentencePiece space that llama.cpp's tokenizer makes of the leading space of promptText's first word
+ * (measured: promptText of 50 tokens tokenizes to 51).
+ */
+export const PROMPT_EXTRA_TOKENS = 2;
+
 /** The prompt text of `call` (task `taskIndex`, call `callIndex`): one word per token. */
 export function promptText(call: Call, blockSize: number, taskIndex: number, callIndex: number): string {
   const out: string[] = [];
