@@ -20,7 +20,7 @@ import * as path from 'node:path';
 import { SagaError } from '../errors';
 import { KvCache } from '../kv/kv_cache';
 import { HASH_ROOT, hashTokenBlocks } from '../kv/token_hash';
-import { releaseSessionBlocks } from '../policy/session_release';
+import { type IdleSession, type SessionVictim, chooseSessionVictim, releaseSessionBlocks } from '../policy/session_release';
 import type { CallInfo, EvictionPolicy } from '../policy/types';
 import type { LlamaContextSequence } from './llama_runtime';
 
@@ -226,37 +226,16 @@ export class SessionResidency {
     return slot;
   }
 
-  /**
-   * The idle session with the lowest key of its first block (the context the policy would keep least)
-   * among those the policy does not hold now, and the earliest end of a hold over the others.
-   */
-  private victim(nowS: number): { slot: number; key: number; heldUntilS: number } {
-    const keys = this.cache.snapshot().key;
-    let slot = -1;
-    let key = Infinity;
-    let heldUntilS = Infinity;
-    this.slots.forEach((s, i) => {
+  /** The idle session a waiting call would displace now (lib/policy/session_release.ts's rule). */
+  private victim(nowS: number): SessionVictim {
+    const idle: IdleSession[] = [];
+    this.slots.forEach((s, slot) => {
       if (s.busy || s.session < 0) return;
-      const kv = this.sessions.get(s.session);
-      const k = kv === undefined || kv.blocks.length === 0 ? -Infinity : keys[kv.blocks[0]];
-      const held = kv === undefined || kv.blocks.length === 0 ? 0 : this.holdUntilS(kv, i, k, nowS);
-      if (held > nowS) {
-        heldUntilS = Math.min(heldUntilS, held);
-        return;
-      }
-      if (k < key || slot < 0) {
-        slot = i;
-        key = k;
-      }
+      const blocks = this.sessions.get(s.session)?.blocks;
+      const firstBlock = blocks === undefined || blocks.length === 0 ? -1 : blocks[0];
+      idle.push({ slot, session: s.session, firstBlock, tokens: this.options.sequences[slot].contextTokens.length });
     });
-    return { slot, key, heldUntilS };
-  }
-
-  private holdUntilS(kv: SessionKv, slot: number, key: number, nowS: number): number {
-    const hold = this.options.eviction.holdUntilS;
-    if (hold === undefined) return 0;
-    const tokens = this.options.sequences[slot].contextTokens.length;
-    return hold.call(this.options.eviction, { session: kv.session, tokens, key, nowS, restoreS: this.options.restoreS(tokens), recomputeS: this.options.recomputeS(tokens) });
+    return chooseSessionVictim(this.cache, this.options.eviction, idle, nowS, this.options);
   }
 
   /** Moves the session in `slot` to the host tier or drops it, as the policy decides; frees the slot. */

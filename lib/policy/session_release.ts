@@ -47,3 +47,53 @@ export function releaseSessionBlocks(cache: KvCache, eviction: EvictionPolicy, r
   cache.release(tailFirst, keys);
   return ids;
 }
+
+/** An idle session that could give its sequence up: where it sits, its first block (-1: none), its size. */
+export interface IdleSession {
+  readonly slot: number;
+  readonly session: number;
+  readonly firstBlock: number;
+  readonly tokens: number;
+}
+
+/** The session a waiting call displaces (slot -1: none may be), its key, and the earliest end of a hold. */
+export interface SessionVictim {
+  readonly slot: number;
+  readonly key: number;
+  readonly heldUntilS: number;
+}
+
+/**
+ * Among idle sessions, the one whose first block has the lowest key (the context the policy would keep
+ * least), skipping those the policy holds (`EvictionPolicy.holdUntilS`); a session with no blocks goes
+ * first and is never held. The same rule for `saga engine` and its simulation.
+ */
+export function chooseSessionVictim(
+  cache: KvCache,
+  eviction: EvictionPolicy,
+  idle: readonly IdleSession[],
+  nowS: number,
+  costs: { restoreS(tokens: number): number; recomputeS(tokens: number): number },
+): SessionVictim {
+  let slot = -1;
+  let key = Infinity;
+  let heldUntilS = Infinity;
+  if (idle.length === 0) return { slot, key, heldUntilS };
+  const keys = cache.snapshot().key;
+  for (const s of idle) {
+    const k = s.firstBlock < 0 ? -Infinity : keys[s.firstBlock];
+    const held =
+      s.firstBlock < 0 || eviction.holdUntilS === undefined
+        ? 0
+        : eviction.holdUntilS({ session: s.session, tokens: s.tokens, key: k, nowS, restoreS: costs.restoreS(s.tokens), recomputeS: costs.recomputeS(s.tokens) });
+    if (held > nowS) {
+      heldUntilS = Math.min(heldUntilS, held);
+      continue;
+    }
+    if (k < key || slot < 0) {
+      slot = s.slot;
+      key = k;
+    }
+  }
+  return { slot, key, heldUntilS };
+}

@@ -21,7 +21,7 @@
 import { SagaError } from '../errors';
 import { commonPrefixBlocks } from '../graph/aeg';
 import { KvCache } from '../kv/kv_cache';
-import { releaseSessionBlocks } from '../policy/session_release';
+import { type IdleSession, type SessionVictim, chooseSessionVictim, releaseSessionBlocks } from '../policy/session_release';
 import type { CallInfo, PolicyBundle, PolicyEvent } from '../policy/types';
 import { fmix64 } from '../workloads/hashing';
 import type { Call, Workload } from '../workloads/types';
@@ -211,29 +211,22 @@ class SequenceEngineSim {
     return slot;
   }
 
-  /** As SessionResidency: the idle, unheld session with the lowest first-block key; the earliest hold's end. */
-  private victim(): { slot: number; heldUntilS: number } {
-    const keys = this.cache.snapshot().key;
-    let slot = -1;
-    let key = Infinity;
-    let heldUntilS = Infinity;
-    this.slots.forEach((s, i) => {
+  /** The idle session a waiting call would displace now (lib/policy/session_release.ts's rule, as the engine's). */
+  private victim(): SessionVictim {
+    const idle: IdleSession[] = [];
+    this.slots.forEach((s, slot) => {
       if (s.running !== undefined || s.session < 0) return;
       const state = this.sessions.get(s.session) as SessionState;
-      const k = state.blocks.length === 0 ? -Infinity : keys[state.blocks[0]];
-      const recomputeS = this.config.cost.prefillS(state.tokens, 0, this.config.batchTokens);
-      const held = state.blocks.length === 0 ? 0 : (this.bundle.eviction.holdUntilS?.({ session: s.session, tokens: state.tokens, key: k, nowS: this.nowS, restoreS: Infinity, recomputeS }) ?? 0);
-      if (held > this.nowS) {
-        heldUntilS = Math.min(heldUntilS, held);
-        return;
-      }
-      if (k < key || slot < 0) {
-        slot = i;
-        key = k;
-      }
+      idle.push({ slot, session: s.session, firstBlock: state.blocks.length === 0 ? -1 : state.blocks[0], tokens: state.tokens });
     });
-    return { slot, heldUntilS };
+    return chooseSessionVictim(this.cache, this.bundle.eviction, idle, this.nowS, this.costs);
   }
+
+  /** No host tier: restoring is never an option; recomputing is a cold prefill at the engine's batch. */
+  private readonly costs = {
+    restoreS: (): number => Infinity,
+    recomputeS: (tokens: number): number => this.config.cost.prefillS(tokens, 0, this.config.batchTokens),
+  };
 
   private holdExpiryS(): number {
     return this.victim().heldUntilS;
