@@ -277,6 +277,9 @@ export const ROUTING = {
  *   that many calls of that many uncached tokens; ridgeConstant and ridgeCompletion: weak pulls of the fit's
  *   constant and per-completion-token terms towards 0 (calls' worth of 1 and of ~30 tokens), so that the
  *   fit is defined from its first answer.
+ * - priorCompletionTokens: the completion tokens an engine's answers are expected to have before any has
+ *   come (weight one answer): an agent step's output is typically a tool call or a short reply, a few
+ *   hundred tokens; the engine's own answers replace it within a few calls.
  */
 export const ENGINE_RATES = {
   decay: 0.99,
@@ -285,6 +288,7 @@ export const ENGINE_RATES = {
   priorUncachedTokens: 1000,
   ridgeConstant: 1,
   ridgeCompletion: 1000,
+  priorCompletionTokens: 256,
 } as const;
 
 /**

@@ -60,7 +60,7 @@ describe('gateway config', () => {
     [{ engines: [{ ...ENGINE, capacity: 0 }] }, /engines\[0\]\.capacity must be an integer in \[1,/],
     [{ engines: [{ ...ENGINE, capacity: 1.5 }] }, /engines\[0\]\.capacity must be an integer/],
     [{ engines: [ENGINE, { ...ENGINE }] }, /engines\[1\]\.name repeats the name "e0"/],
-    [{ engines: [{ ...ENGINE, slots: 8 }] }, /engines\[0\]\.slots applies to kind llama.cpp only/],
+    [{ engines: [{ ...ENGINE, slots: 8 }] }, /engines\[0\]\.slots applies to kinds llama.cpp and saga-engine only/],
     [{ engines: [{ ...ENGINE, kind: 'llama.cpp', slots: 2 }] }, /engines\[0\]\.slots \(2\) must be at least capacity \(4\)/],
     [{ engines: [{ ...ENGINE, kind: 'sglang', priorityScheduling: true }] }, /priorityScheduling applies to kind vllm only/],
     [{ engines: [{ ...ENGINE, capcity: 4 }] }, /engines\[0\]\.capcity is not a known field/],

@@ -6,7 +6,8 @@
 import { describe, expect, it } from 'vitest';
 import { GATEWAY } from '../lib/constants';
 import { EngineRates } from '../lib/router/engine_rates';
-import { EngineState } from '../lib/router/engine_state';
+import { EngineState, type QueuedCall } from '../lib/router/engine_state';
+import type { CallInfo } from '../lib/policy/types';
 import { parseGatewayConfig } from '../lib/router/config';
 
 /** A deterministic stream of uniform numbers in [0, 1). */
@@ -79,5 +80,123 @@ describe("an engine's prefill estimate (the stealing test's price)", () => {
     // 800 estimated tokens are ~1,600 of the engine's, at ~1,000/s: ~1.6 s, ~20x the config's price.
     expect(after).toBeGreaterThan(1.3);
     expect(after).toBeLessThan(2);
+  });
+});
+
+describe("an engine's predicted service and wait (the stealing test's delay saved)", () => {
+  /** A call of `tokens` estimated prompt tokens in `blocks`-hash blocks of its session. */
+  function gatewayCall(session: number, tokens: number): CallInfo {
+    const blocks = Math.ceil(tokens / 16);
+    return {
+      taskIndex: session,
+      callIndex: 0,
+      session,
+      tenant: 't',
+      kind: 'k',
+      arrivalS: 0,
+      promptTokens: tokens,
+      outputTokens: 0,
+      blockHashes: BigUint64Array.from({ length: blocks }, (_, i) => BigInt(session * 100_000 + i + 1)),
+    };
+  }
+  let order = 0;
+  function job(call: CallInfo, maxTokens?: number): QueuedCall {
+    return { call, enqueuedS: 0, priority: 0, tieBreak: 0, order: order++, maxTokens };
+  }
+  /** An engine whose answers took 0.1 s + 1 ms per uncached token + 20 ms per completion token. */
+  function taught(kind: 'openai' | 'saga-engine' = 'openai', capacity = 2): EngineState {
+    const config = parseGatewayConfig({ engines: [{ name: 'e0', url: 'http://127.0.0.1:1', kind, capacity }] });
+    const engine = new EngineState(0, config.engines[0]);
+    const next = uniform(3);
+    for (let i = 0; i < 80; i++) {
+      const prompt = 100 + Math.floor(1900 * next());
+      const completion = 1 + Math.floor(60 * next());
+      engine.rates.observe(prompt * GATEWAY.charsPerToken, prompt, 0, completion, 0.1 + prompt / 1000 + completion * 0.02);
+    }
+    return engine;
+  }
+
+  it('fits the whole answer time: constant, prefill and decoding', () => {
+    const rates = taught().rates;
+    expect(rates.serviceS(1000, 10)).toBeGreaterThan(1.3 * 0.9);
+    expect(rates.serviceS(1000, 10)).toBeLessThan(1.3 * 1.1);
+    expect(rates.serviceS(0, 50)).toBeGreaterThan(1.1 * 0.8);
+    expect(rates.serviceS(0, 50)).toBeLessThan(1.1 * 1.2);
+    expect(rates.meanCompletionTokens).toBeGreaterThan(20);
+    expect(rates.meanCompletionTokens).toBeLessThan(40);
+  });
+
+  it('predicts when a queued call starts from the calls running and those ahead of it', () => {
+    const engine = taught();
+    const a = job(gatewayCall(1, 1000), 10); // ~1.3 s
+    const b = job(gatewayCall(2, 500), 10); // ~0.8 s
+    engine.recordRunning(a, 0);
+    engine.recordRunning(b, 0);
+    const c = job(gatewayCall(3, 2000), 10); // ~2.3 s
+    const d = job(gatewayCall(4, 100), 10);
+    engine.queue.push(c, d);
+    const service = (tokens: number) => engine.rates.serviceS(tokens, 10);
+    // At 0.5 s: b frees its place first (~0.3 s from now), c takes it; d waits for a's (~0.8 s).
+    expect(engine.admissionWaitS(c.call, 0.5)).toBeCloseTo(service(500) - 0.5, 9);
+    expect(engine.admissionWaitS(d.call, 0.5)).toBeCloseTo(service(1000) - 0.5, 9);
+    // A new call comes after both: d takes a's place when it frees, and frees it again after its own service.
+    expect(engine.admissionWaitS(undefined, 0.5)).toBeCloseTo(service(1000) - 0.5 + service(100), 9);
+    // A call ahead by priority goes first whatever its arrival.
+    d.priority = -1;
+    expect(engine.admissionWaitS(d.call, 0.5)).toBeCloseTo(service(500) - 0.5, 9);
+    expect(engine.admissionWaitS(c.call, 0.5)).toBeCloseTo(service(1000) - 0.5, 9);
+    // Nothing running, nothing queued: it starts at once.
+    engine.recordEnded(a);
+    engine.recordEnded(b);
+    engine.queue.length = 0;
+    expect(engine.admissionWaitS(undefined, 1)).toBe(0);
+  });
+
+  it('expects a call that overran its prediction to run as long again as it overran', () => {
+    const engine = taught();
+    const a = job(gatewayCall(1, 1000), 10); // ~1.3 s
+    engine.recordRunning(a, 0);
+    engine.recordRunning(job(gatewayCall(2, 1000), 10), 0);
+    const overrun = 2 - engine.rates.serviceS(1000, 10);
+    expect(overrun).toBeGreaterThan(0.5);
+    expect(engine.admissionWaitS(undefined, 2)).toBeCloseTo(overrun, 9);
+  });
+
+  it('a queued call whose prefix the engine was sent is expected to take less', () => {
+    const engine = taught('openai', 1);
+    const first = gatewayCall(1, 1600);
+    engine.recordSent(first.blockHashes);
+    engine.recordRunning(job(gatewayCall(8, 100), 1), 0);
+    const cachedAhead = job({ ...first, callIndex: 1 }, 1);
+    const coldAhead = job(gatewayCall(2, 1600), 1);
+    engine.queue.push(cachedAhead);
+    const afterCached = engine.admissionWaitS(undefined, 0);
+    engine.queue[0] = coldAhead;
+    expect(engine.admissionWaitS(undefined, 0)).toBeGreaterThan(afterCached + 1);
+  });
+
+  it('prices the session a move pushes out of an engine that holds whole sessions', () => {
+    const engine = taught('saga-engine');
+    const one = job(gatewayCall(1, 1000), 1);
+    const two = job(gatewayCall(2, 500), 1);
+    engine.recordRunning(one, 0);
+    engine.recordRunning(two, 0);
+    engine.recordEnded(two);
+    const newcomer = gatewayCall(3, 100);
+    // Both slots taken; session 1 still running, so session 2 (500 tokens, ~0.5 s) would go.
+    expect(engine.displacementS(newcomer)).toBeCloseTo(engine.rates.prefillS(500), 9);
+    expect(engine.displacementS(newcomer)).toBeGreaterThan(0.4);
+    engine.recordEnded(one);
+    // Now the least recently sent, session 1.
+    expect(engine.displacementS(newcomer)).toBeCloseTo(engine.rates.prefillS(1000), 9);
+    // A session already here pushes nobody out; nor does one when a slot is free.
+    expect(engine.displacementS(gatewayCall(2, 600))).toBe(0);
+    engine.forgetSession(1);
+    expect(engine.displacementS(newcomer)).toBe(0);
+    // A paged engine (vLLM, SGLang, any OpenAI server) evicts blocks, not sessions: nothing to price.
+    const paged = taught('openai');
+    paged.recordRunning(job(gatewayCall(1, 1000), 1), 0);
+    paged.recordRunning(job(gatewayCall(2, 1000), 1), 0);
+    expect(paged.displacementS(newcomer)).toBe(0);
   });
 });

@@ -8,6 +8,8 @@ import { AffinityStealingRouting } from '../lib/policy/saga_routing';
 import type { CallInfo, EngineView, WaitingInfo } from '../lib/policy/types';
 
 interface FakeEngine extends EngineView {
+  admissionWaitS?: (call: CallInfo | undefined, nowS: number) => number;
+  displacementS?: (call: CallInfo) => number;
   waiting: WaitingInfo[];
   cached: Set<bigint>;
   free: number;
@@ -114,5 +116,78 @@ describe('saga routing', () => {
       homes[e]++;
       expect(Math.max(...homes) - Math.min(...homes)).toBeLessThanOrEqual(ROUTING.newSessionSlack + 1);
     }
+  });
+});
+
+describe('saga routing with engines that predict waits (the gateway)', () => {
+  /** A fake engine whose predicted wait and displacement cost are set by the test. */
+  function predicting(id: number, waitS: (c: CallInfo | undefined) => number, displacementS = 0): FakeEngine {
+    const e = engine(id);
+    e.admissionWaitS = (c) => waitS(c);
+    e.displacementS = () => displacementS;
+    return e;
+  }
+
+  it("steals by the predicted wait, not the wait so far: a call that waited long behind a call about to end stays", () => {
+    const a = call(1, 0, 100); // 0.16 s to recompute on the thief
+    let predicted = 0.05;
+    const victim = predicting(0, () => predicted);
+    const thief = predicting(1, () => 0);
+    const engines = [victim, thief];
+    const r = new AffinityStealingRouting();
+    r.route(a, engines, 0);
+    for (const h of a.blockHashes) victim.cached.add(h);
+    victim.waiting = [{ call: a, enqueuedS: 0 }];
+    // Waited 10 s (the guess without a prediction would steal), but the home frees in 0.05 s: stay.
+    expect(r.steal(thief, engines, 10)).toBeUndefined();
+    // Just arrived, but predicted to wait 2 s: steal.
+    victim.waiting = [{ call: a, enqueuedS: 10 }];
+    predicted = 2;
+    expect(r.steal(thief, engines, 10)).toEqual({ from: 0, call: a });
+  });
+
+  it('picks the waiting call with the largest predicted saving, not the oldest', () => {
+    const early = call(1, 0, 100);
+    const late = call(2, 0, 100);
+    const victim = predicting(0, (c) => (c === late ? 3 : 0.5));
+    const thief = predicting(1, () => 0);
+    const engines = [victim, thief];
+    const r = new AffinityStealingRouting();
+    r.route(early, engines, 0);
+    r.route(late, engines, 0);
+    victim.waiting = [
+      { call: early, enqueuedS: 1 },
+      { call: late, enqueuedS: 5 },
+    ];
+    expect(r.steal(thief, engines, 6)).toEqual({ from: 0, call: late });
+  });
+
+  it('counts the session a move would push out of the thief', () => {
+    const a = call(1, 0, 100); // 0.16 s to recompute
+    const victim = predicting(0, () => 1);
+    const engines = [victim, predicting(1, () => 0, 0.9)];
+    const r = new AffinityStealingRouting();
+    r.route(a, engines, 0);
+    for (const h of a.blockHashes) victim.cached.add(h);
+    victim.waiting = [{ call: a, enqueuedS: 0 }];
+    // Saves 1 s, costs 0.16 s of recompute plus 0.9 s of another session's: no.
+    expect(r.steal(engines[1], engines, 1)).toBeUndefined();
+    // Nobody pushed out: yes.
+    engines[1].displacementS = () => 0;
+    expect(r.steal(engines[1], engines, 1)).toEqual({ from: 0, call: a });
+  });
+
+  it('moves a returning call at arrival when its home is predicted busy for longer than the move costs', () => {
+    let homeWait = 0;
+    const home = predicting(0, () => homeWait);
+    const engines = [home, predicting(1, () => 0)];
+    const r = new AffinityStealingRouting();
+    expect(r.route(call(1, 0, 100), engines, 0)).toBe(0);
+    for (const h of call(1, 0, 100).blockHashes) home.cached.add(h);
+    homeWait = 0.1;
+    // Home busy 0.1 s, recompute elsewhere 0.16 s: stay, though nothing is queued yet.
+    expect(r.route(call(1, 1, 100, 5), engines, 5)).toBe(0);
+    homeWait = 1;
+    expect(r.route(call(1, 2, 100, 6), engines, 6)).toBe(1);
   });
 });

@@ -9,18 +9,22 @@
  *   an engine that can admit it at once when the queueing delay it saves exceeds the cost of recomputing
  *   the part of its context that only the home caches.
  * - Stealing: every ROUTING.stealIntervalS, an engine with an empty queue and room for the call takes the
- *   waiting call elsewhere that gains most: the delay saved (a call that has waited w in a queue that is
- *   not moving expects to wait about w more) minus the recompute cost (prefill on the thief with what it
- *   caches, minus prefill at home with what the home caches, from the engine's cost model, times one plus
- *   the calls on the thief: they share the iterations the recompute takes). A stolen
- *   call's session is homed on the thief from then on (its KV is built there).
+ *   waiting call elsewhere that gains most: the delay saved minus the cost of the move. The delay saved is
+ *   the call's predicted wait at its engine (EngineView.admissionWaitS: the calls running there and ahead
+ *   of it against their expected service) where the engine predicts one, else a guess from its wait so far
+ *   (a call that has waited w in a queue that is not moving expects to wait about w more). The cost: the
+ *   recompute (prefill on the thief with what it caches, minus prefill at home with what the home caches,
+ *   from the engine's cost model, times one plus the calls on the thief: they share the iterations the
+ *   recompute takes), plus what the move costs the sessions already on the thief (EngineView.displacementS:
+ *   an engine holding whole sessions gives one up). A stolen call's session is homed on the thief from then
+ *   on (its KV is built there).
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of
  * live sessions grows only by returning sessions; queued calls never sit while an engine able to admit
  * them is idle for longer than the recompute cost of moving them (plus one stealing interval).
  */
-import type { CallInfo, EngineView, RoutingPolicy, Steal } from './types';
+import type { CallInfo, EngineView, RoutingPolicy, Steal, WaitingInfo } from './types';
 import { SessionAffinityRouting } from './vllm';
 import type { PolicyEvent } from './types';
 
@@ -31,16 +35,16 @@ export class AffinityStealingRouting implements RoutingPolicy {
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
     const home = this.affinity.route(call, engines, nowS);
     const homeEngine = engines[home];
-    const waitS = queueDelayS(homeEngine, nowS);
+    const waitS = homeEngine.admissionWaitS?.(undefined, nowS) ?? queueDelayS(homeEngine, nowS);
     if (waitS <= 0) return home;
     // The same test as stealing, at arrival: move home if an engine that can take the call now saves more
-    // queueing delay than the recompute the move costs.
+    // queueing delay than the move costs.
     const homeCost = costAt(homeEngine, call);
     let best = home;
     let bestGain = 0;
     for (const engine of engines) {
       if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call)) continue;
-      const gain = waitS - moveCostS(engine, costAt(engine, call) - homeCost);
+      const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, call, homeCost);
       if (gain > bestGain) {
         best = engine.id;
         bestGain = gain;
@@ -58,15 +62,14 @@ export class AffinityStealingRouting implements RoutingPolicy {
       if (victim === thief) continue;
       const waiting = victim.waitingCalls();
       if (waiting.length === 0) continue;
-      // The victim's longest-waiting call: the one whose wait says most about the queue not moving.
-      let oldest = waiting[0];
-      for (const w of waiting) if (w.enqueuedS < oldest.enqueuedS || (w.enqueuedS === oldest.enqueuedS && w.call.arrivalS < oldest.call.arrivalS)) oldest = w;
-      const waitedS = nowS - oldest.enqueuedS;
-      if (waitedS <= bestGain || blocksFor(thief, oldest.call) > room) continue;
-      const gain = waitedS - moveCostS(thief, costAt(thief, oldest.call) - costAt(victim, oldest.call));
-      if (gain > bestGain) {
-        best = { from: victim.id, call: oldest.call };
-        bestGain = gain;
+      for (const w of victim.admissionWaitS === undefined ? [oldestOf(waiting)] : waiting) {
+        const savedS = victim.admissionWaitS?.(w.call, nowS) ?? nowS - w.enqueuedS;
+        if (savedS <= bestGain || blocksFor(thief, w.call) > room) continue;
+        const gain = savedS - moveCostS(thief, w.call, costAt(victim, w.call));
+        if (gain > bestGain) {
+          best = { from: victim.id, call: w.call };
+          bestGain = gain;
+        }
       }
     }
     if (best !== undefined) this.affinity.moveHome(best.call.session, thief.id);
@@ -83,19 +86,27 @@ export class AffinityStealingRouting implements RoutingPolicy {
   }
 }
 
-/** How long a call joining `engine`'s queue now should expect to wait: as long as its oldest waiter has. */
+/** Without a prediction, how long a call joining `engine`'s queue now should expect to wait: as long as its oldest waiter has. */
 function queueDelayS(engine: EngineView, nowS: number): number {
   let oldest = Infinity;
   for (const w of engine.waitingCalls()) if (w.enqueuedS < oldest) oldest = w.enqueuedS;
   return oldest === Infinity ? 0 : nowS - oldest;
 }
 
+/** The longest-waiting call: without a prediction, the one whose wait says most about the queue not moving. */
+function oldestOf(waiting: readonly WaitingInfo[]): WaitingInfo {
+  let oldest = waiting[0];
+  for (const w of waiting) if (w.enqueuedS < oldest.enqueuedS || (w.enqueuedS === oldest.enqueuedS && w.call.arrivalS < oldest.call.arrivalS)) oldest = w;
+  return oldest;
+}
+
 /**
- * What recomputing `extraPrefillS` of context on `engine` costs: the prefill delays every call running
- * there as well as the moved one (they share its iterations).
+ * What moving `call` to `engine` costs, against `homeCostS` (its prefill at home): the extra prefill delays
+ * every call running there as well as the moved one (they share its iterations), and may push another
+ * session's KV out.
  */
-function moveCostS(engine: EngineView, extraPrefillS: number): number {
-  return extraPrefillS * (1 + engine.outstandingCalls());
+function moveCostS(engine: EngineView, call: CallInfo, homeCostS: number): number {
+  return (costAt(engine, call) - homeCostS) * (1 + engine.outstandingCalls()) + (engine.displacementS?.(call) ?? 0);
 }
 
 /** Prefill seconds of `call` on `engine`, given what that engine caches of its prompt. */

@@ -49,6 +49,17 @@ export interface EngineView {
   freeBlocks(): number;
   /** The engine's cost model: seconds to prefill `promptTokens` of which `cachedTokens` are cached. */
   prefillEstimateS(promptTokens: number, cachedTokens: number): number;
+  /**
+   * Optional: predicted seconds from `nowS` until `call` starts here: one of this engine's waiting calls,
+   * or (undefined, or not waiting here) a new call joining the back of its queue. Engines that cannot
+   * predict it leave it out, and routing guesses from how long calls have waited.
+   */
+  admissionWaitS?(call: CallInfo | undefined, nowS: number): number;
+  /**
+   * Optional: seconds of recompute that bringing `call`'s session here would cost other sessions (an engine
+   * that holds whole sessions gives one up when every slot is taken). Absent: 0.
+   */
+  displacementS?(call: CallInfo): number;
 }
 
 /** A call waiting in an engine's queue. */

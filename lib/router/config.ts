@@ -21,7 +21,11 @@ export interface EngineConfig {
   readonly kind: EngineKind;
   /** Calls the gateway keeps in flight on the engine at most; the rest wait in the gateway's queue. */
   readonly capacity: number;
-  /** llama.cpp: the server's slots (`-np`); `id_slot` stays below it. Default: capacity. */
+  /**
+   * Engines that hold whole sessions, one per slot: llama.cpp's slots (`-np`; `id_slot` stays below it),
+   * saga engine's sequences (`--sequences`). The stealing test counts a session a move would push out of
+   * them. Default: capacity.
+   */
   readonly slots: number;
   /** vLLM: the engine runs with `--scheduling-policy priority` (else vLLM refuses a `priority`, so none is sent). */
   readonly priorityScheduling: boolean;
@@ -135,7 +139,9 @@ function parseEngine(value: unknown, path: string): EngineConfig {
   const capacity = integer(e.capacity, `${path}.capacity`, undefined, 1);
   const kind = oneOf(e.kind, `${path}.kind`, ENGINE_KINDS);
   // Refused where they mean nothing (a resolved config's defaults, slots = capacity and false, pass again).
-  if (e.slots !== undefined && e.slots !== capacity && kind !== 'llama.cpp') throw bad(`${path}.slots`, `applies to kind llama.cpp only (this engine is ${kind})`);
+  if (e.slots !== undefined && e.slots !== capacity && kind !== 'llama.cpp' && kind !== 'saga-engine') {
+    throw bad(`${path}.slots`, `applies to kinds llama.cpp and saga-engine only (this engine is ${kind})`);
+  }
   if (e.priorityScheduling === true && kind !== 'vllm') throw bad(`${path}.priorityScheduling`, `applies to kind vllm only (this engine is ${kind})`);
   const slots = integer(e.slots, `${path}.slots`, capacity, 1);
   if (slots < capacity) throw bad(`${path}.slots`, `(${slots}) must be at least capacity (${capacity}): each call in flight needs a slot of its own`);

@@ -15,7 +15,10 @@
  *   prior pulls b towards 1 / the config's `prefillTokensPerS` with the weight of ENGINE_RATES.priorCalls
  *   calls of ENGINE_RATES.priorUncachedTokens uncached tokens, so the config rules until answers say
  *   otherwise. Calls running together on the engine share its iterations, so b is the prefill cost the
- *   engine showed under its load, not its speed alone.
+ *   engine showed under its load, not its speed alone. The whole fit (a, b, c) predicts how long a call
+ *   will take there (`serviceS`), for the stealing test's wait at a call's home.
+ * - Completion tokens per call: a running mean (same forgetting, ENGINE_RATES.priorCompletionTokens as a
+ *   one-call prior), the length a call is expected to generate when its request does not bound it lower.
  * Answers without usage (an engine that reports none) teach nothing: the config's values stay.
  */
 import { ENGINE_RATES, GATEWAY } from '../constants';
@@ -28,9 +31,15 @@ export class EngineRates {
   private readonly xy = new Float64Array(3);
   private observations = 0;
   private secondsPerToken: number;
+  /** The fit's constant (seconds per call) and seconds per completion token, never negative. */
+  private constantS = 0;
+  private secondsPerCompletionToken = 0;
+  private completionTokens: number = ENGINE_RATES.priorCompletionTokens;
+  private completionCalls = 1;
   /** Scratch space (no allocation per answer): one row of the fit, and its augmented normal equations. */
   private readonly x = new Float64Array(3);
   private readonly system = new Float64Array(12);
+  private readonly solution = new Float64Array(3);
 
   constructor(readonly priorTokensPerS: number) {
     this.tokens = ENGINE_RATES.priorTokens;
@@ -63,6 +72,19 @@ export class EngineRates {
     return this.engineTokens(estimatedTokens) * this.secondsPerToken;
   }
 
+  /** Completion tokens an answer has had, on average (forgotten as the fit is). */
+  get meanCompletionTokens(): number {
+    return this.completionTokens / this.completionCalls;
+  }
+
+  /**
+   * Seconds a call is expected to take at the engine, sent to answered: the fit's constant, the prefill of
+   * `uncachedEstimatedTokens` (the gateway's estimate) and `completionTokens` of decoding.
+   */
+  serviceS(uncachedEstimatedTokens: number, completionTokens: number): number {
+    return this.constantS + this.prefillS(uncachedEstimatedTokens) + completionTokens * this.secondsPerCompletionToken;
+  }
+
   /**
    * One answered call: the characters of its prompt text, what the engine reported (prompt tokens, of them
    * cached, completion tokens), and seconds from sending it to its answer's end.
@@ -74,6 +96,8 @@ export class EngineRates {
       this.chars = this.chars * d + promptChars;
       this.tokens = this.tokens * d + promptTokens;
     }
+    this.completionTokens = this.completionTokens * d + Math.max(0, completionTokens);
+    this.completionCalls = this.completionCalls * d + 1;
     const x = this.x;
     x[0] = 1;
     x[1] = Math.max(0, promptTokens - Math.min(cachedTokens, promptTokens));
@@ -86,7 +110,7 @@ export class EngineRates {
     this.refit();
   }
 
-  /** Solves the ridge-regularised normal equations; keeps the previous b if they are singular. */
+  /** Solves the ridge-regularised normal equations; keeps the previous fit if they are singular. */
   private refit(): void {
     const prior = 1 / this.priorTokensPerS;
     const u = ENGINE_RATES.priorUncachedTokens;
@@ -101,22 +125,24 @@ export class EngineRates {
     a[5] += lambda;
     a[7] += lambda * prior;
     a[10] += ENGINE_RATES.ridgeCompletion;
-    const b = solve3(a);
-    if (b === undefined || !Number.isFinite(b)) return;
+    const fit = this.solution;
+    if (!solve3(a, fit) || !fit.every(Number.isFinite)) return;
     // A cost cannot be negative or free: bounded to a hundredth .. a hundred times the prior.
-    this.secondsPerToken = Math.min(prior * 100, Math.max(prior / 100, b));
+    this.secondsPerToken = Math.min(prior * 100, Math.max(prior / 100, fit[1]));
+    this.constantS = Math.max(0, fit[0]);
+    this.secondsPerCompletionToken = Math.max(0, fit[2]);
   }
 }
 
 /**
- * Gaussian elimination with partial pivoting on a 3x4 augmented matrix (row-major, overwritten): the
- * second unknown (the prefill term); undefined if singular.
+ * Gaussian elimination with partial pivoting on a 3x4 augmented matrix (row-major, overwritten), the
+ * unknowns into `out`; false if singular.
  */
-function solve3(m: Float64Array): number | undefined {
+function solve3(m: Float64Array, out: Float64Array): boolean {
   for (let col = 0; col < 3; col++) {
     let pivot = col;
     for (let r = col + 1; r < 3; r++) if (Math.abs(m[4 * r + col]) > Math.abs(m[4 * pivot + col])) pivot = r;
-    if (Math.abs(m[4 * pivot + col]) < 1e-300) return undefined;
+    if (Math.abs(m[4 * pivot + col]) < 1e-300) return false;
     if (pivot !== col) {
       for (let k = 0; k < 4; k++) {
         const t = m[4 * col + k];
@@ -131,5 +157,6 @@ function solve3(m: Float64Array): number | undefined {
       for (let k = col; k < 4; k++) m[4 * r + k] -= f * m[4 * col + k];
     }
   }
-  return m[7] / m[5];
+  for (let i = 0; i < 3; i++) out[i] = m[4 * i + 3] / m[4 * i + i];
+  return true;
 }

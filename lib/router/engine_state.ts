@@ -19,7 +19,26 @@ export interface QueuedCall extends WaitingInfo {
   tieBreak: number;
   /** Arrival order at the gateway: the last tie-break (FCFS among equals). */
   readonly order: number;
+  /** The request's bound on its output tokens (max_tokens), if it gave one. */
+  readonly maxTokens: number | undefined;
 }
+
+/** Queue order: priority, then tie-break, then arrival at the gateway. */
+export function queuedBefore(a: QueuedCall, b: QueuedCall): boolean {
+  return a.priority < b.priority || (a.priority === b.priority && (a.tieBreak < b.tieBreak || (a.tieBreak === b.tieBreak && a.order < b.order)));
+}
+
+/** A call in flight on an engine, as the wait predictions need it. */
+interface RunningCall {
+  readonly session: number;
+  /** Gateway seconds it was sent. */
+  readonly sentS: number;
+  /** Seconds it was expected to take when sent (EngineRates.serviceS). */
+  readonly serviceS: number;
+}
+
+/** Engine kinds that hold whole sessions, one per slot (a llama.cpp slot, a saga engine sequence). */
+const SESSION_SLOT_KINDS: ReadonlySet<string> = new Set(['llama.cpp', 'saga-engine']);
 
 export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineView {
   readonly blockSize = BLOCK_TOKENS;
@@ -36,6 +55,13 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   /** llama.cpp: session -> slot, most recently used last; slots in use by calls in flight. */
   private readonly slotOf = new Map<number, number>();
   private readonly busySlots = new Set<number>();
+  /** Calls in flight, by the job that sent them. */
+  private readonly running = new Map<Q, RunningCall>();
+  /**
+   * Sessions whose last call was sent here -> that call's prompt tokens (gateway estimate), least recently
+   * sent first: on an engine that holds whole sessions, the ones occupying its slots.
+   */
+  private readonly resident = new Map<number, number>();
 
   constructor(
     readonly id: number,
@@ -93,7 +119,70 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     return this.rates.prefillS(Math.max(0, promptTokens - cachedTokens));
   }
 
+  /**
+   * Seconds from `nowS` until `call` would be sent here: one of this engine's queued calls (after those
+   * ahead of it in queue order), or, if not queued here, a call joining behind every queued one. Each call
+   * in flight frees its place when its expected service (EngineRates.serviceS, from when it was sent) is
+   * over; one that has run past it is expected to run as long again as it has overrun (the evidence that
+   * the prediction was short, as a wait so far predicts as much again). Each call ahead then takes the
+   * place that frees first, for its own expected service (list scheduling over `capacity` places).
+   */
+  admissionWaitS(call: CallInfo | undefined, nowS: number): number {
+    if (!this.up) return Infinity;
+    const target = call === undefined ? undefined : this.queue.find((q) => q.call === call);
+    const frees: number[] = [];
+    for (const r of this.running.values()) frees.push(Math.abs(r.sentS + r.serviceS - nowS));
+    while (frees.length < this.config.capacity) frees.push(0);
+    for (const q of this.queue) {
+      if (q === target || (target !== undefined && !queuedBefore(q, target))) continue;
+      let first = 0;
+      for (let i = 1; i < frees.length; i++) if (frees[i] < frees[first]) first = i;
+      frees[first] += this.expectedServiceS(q.call, q.maxTokens);
+    }
+    return Math.min(...frees);
+  }
+
+  /**
+   * Seconds of recompute that bringing `call`'s session here costs the sessions already here: on an engine
+   * that holds whole sessions (SESSION_SLOT_KINDS) with every slot taken by another session, the engine
+   * gives up one of them (the least recently used not running, as llama.cpp and saga engine's vllm policy
+   * do), whose next call then prefills its context again. Paged engines (vLLM, SGLang) evict blocks, not
+   * sessions, and the gateway does not know their KV size: 0.
+   */
+  displacementS(call: CallInfo): number {
+    if (!SESSION_SLOT_KINDS.has(this.config.kind) || this.resident.has(call.session) || this.resident.size < this.config.slots) return 0;
+    const runningSessions = new Set<number>();
+    for (const r of this.running.values()) runningSessions.add(r.session);
+    for (const [session, promptTokens] of this.resident) if (!runningSessions.has(session)) return this.rates.prefillS(promptTokens);
+    return 0;
+  }
+
+  /** Seconds `call` is expected to take here: prefill of what this engine does not cache, and its output. */
+  private expectedServiceS(call: CallInfo, maxTokens: number | undefined): number {
+    const cached = Math.min(call.promptTokens, this.cachedPrefixBlocks(call.blockHashes) * this.blockSize);
+    const completion = Math.min(maxTokens ?? Infinity, this.rates.meanCompletionTokens);
+    return this.rates.serviceS(call.promptTokens - cached, completion);
+  }
+
   // ---- what the gateway records ----
+
+  /** `job` was sent here at `nowS` (before its blocks are recorded: its expected service counts what was cached). */
+  recordRunning(job: Q, nowS: number): void {
+    const call = job.call;
+    this.running.set(job, { session: call.session, sentS: nowS, serviceS: this.expectedServiceS(call, job.maxTokens) });
+    this.resident.delete(call.session);
+    this.resident.set(call.session, call.promptTokens);
+  }
+
+  /** `job`'s attempt here ended. */
+  recordEnded(job: Q): void {
+    this.running.delete(job);
+  }
+
+  /** The session's KV here no longer matters (it moved to another engine, or it ended). */
+  forgetSession(session: number): void {
+    this.resident.delete(session);
+  }
 
   /** A call's prompt went to this engine: its blocks are (probably) cached there now. */
   recordSent(hashes: BigUint64Array): void {
@@ -134,5 +223,6 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   forgetCache(): void {
     this.blocks.clear();
     this.slotOf.clear();
+    this.resident.clear();
   }
 }

@@ -35,6 +35,8 @@ export class GatewayCall implements QueuedCall {
   rawBody: Buffer | undefined;
   /** Characters of the prompt text its token estimate and block hashes came from. */
   promptChars = 0;
+  /** The request's max_tokens (or max_completion_tokens), if it gave one. */
+  maxTokens: number | undefined = undefined;
   /** Prompt tokens (gateway estimate) the engine was expected to cache when it was last sent. */
   estimatedCachedTokens = 0;
   /** llama.cpp slot held while in flight. */

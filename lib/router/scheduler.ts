@@ -15,7 +15,7 @@ import { GATEWAY, ROUTING } from '../constants';
 import { OpenAiError, STATUS } from '../engine/openai_errors';
 import type { CallInfo } from '../policy/types';
 import type { GatewayConfig } from './config';
-import type { EngineState } from './engine_state';
+import { queuedBefore, type EngineState } from './engine_state';
 import type { GatewayCall } from './gateway_call';
 import type { GatewayMetrics } from './metrics';
 import type { GatewayPolicies } from './policies';
@@ -119,6 +119,7 @@ export class Scheduler {
     this.lastEngine.delete(lastCall.session);
     this.policies.graph?.forgetSession(lastCall.session);
     if (engineId === undefined) return;
+    this.engines[engineId].forgetSession(lastCall.session);
     this.policies.observeQueueing({ type: 'call-finish', call: lastCall, engineId, nowS, lastCall: true });
   }
 
@@ -176,7 +177,7 @@ export class Scheduler {
         }
       }
       let best = 0;
-      for (let i = 1; i < engine.queue.length; i++) if (before(engine.queue[i], engine.queue[best])) best = i;
+      for (let i = 1; i < engine.queue.length; i++) if (queuedBefore(engine.queue[i], engine.queue[best])) best = i;
       const [job] = engine.queue.splice(best, 1);
       this.send(job, engine, nowS);
     }
@@ -184,15 +185,15 @@ export class Scheduler {
 
   private send(job: GatewayCall, engine: EngineState<GatewayCall>, nowS: number): void {
     engine.inFlight++;
-    if (job.attempts === 0) {
-      const last = this.lastEngine.get(job.call.session);
-      this.metrics.sessionRoute(last === undefined ? 'new' : last === engine.id ? 'home' : 'moved');
-    }
+    const last = this.lastEngine.get(job.call.session);
+    if (job.attempts === 0) this.metrics.sessionRoute(last === undefined ? 'new' : last === engine.id ? 'home' : 'moved');
+    if (last !== undefined && last !== engine.id) this.engines[last].forgetSession(job.call.session);
     this.lastEngine.set(job.call.session, engine.id);
     job.attempts++;
     job.sentAtMs = performance.now();
     const cachedTokens = Math.min(job.call.promptTokens, engine.cachedPrefixBlocks(job.call.blockHashes) * BLOCK_TOKENS);
     job.estimatedCachedTokens = cachedTokens;
+    engine.recordRunning(job, nowS);
     engine.recordSent(job.call.blockHashes);
     if (engine.config.kind === 'llama.cpp') job.slot = engine.takeSlot(job.call.session);
     this.policies.observe({ type: 'call-admit', call: job.call, engineId: engine.id, cachedTokens, nowS });
@@ -204,6 +205,7 @@ export class Scheduler {
 
   private attemptEnded(job: GatewayCall, engine: EngineState<GatewayCall>, outcome: AttemptOutcome): void {
     engine.inFlight--;
+    engine.recordEnded(job);
     if (job.slot !== undefined) engine.releaseSlot(job.slot);
     job.slot = undefined;
     if (outcome.type === 'answered') {
@@ -318,11 +320,6 @@ export class Scheduler {
       this.pump(thief);
     }
   }
-}
-
-/** Queue order: priority, then tie-break, then arrival at the gateway. */
-function before(a: GatewayCall, b: GatewayCall): boolean {
-  return a.priority < b.priority || (a.priority === b.priority && (a.tieBreak < b.tieBreak || (a.tieBreak === b.tieBreak && a.order < b.order)));
 }
 
 /** When the policy's engine cannot take a call: the candidate with the fewest calls, then the longest cached prefix, then the lowest id. */

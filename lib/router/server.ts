@@ -96,7 +96,7 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
     const arrivalMs = performance.now();
     const body = requireJsonObject(request.body);
     const text = endpoint.promptText(body);
-    readMaxTokens(body, endpoint.maxTokensParams);
+    const maxTokens = readMaxTokens(body, endpoint.maxTokensParams).value;
     const stream = readBoolean(body, 'stream') ?? false;
     const model = readString(body, 'model');
     const identity = readIdentity(request.headers, readString(body, 'user'), () => `anonymous-${++anonymous}`);
@@ -121,6 +121,7 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
       return reply.raw;
     });
     job.promptChars = text.length;
+    job.maxTokens = maxTokens;
     job.rawBody = (request as RawBodyRequest).rawBody;
     reply.raw.once('close', () => {
       if (!reply.raw.writableEnded) job.clientGone.abort();
