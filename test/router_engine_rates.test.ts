@@ -193,6 +193,13 @@ describe("an engine's predicted service and wait (the stealing test's delay save
     expect(engine.displacementS(gatewayCall(2, 600))).toBe(0);
     engine.forgetSession(1);
     expect(engine.displacementS(newcomer)).toBe(0);
+    // Only the last two sessions sent here hold slots: session 1 again (its call running), then session 4.
+    engine.recordRunning(job(gatewayCall(1, 1000), 1), 1);
+    const four = job(gatewayCall(4, 300), 1);
+    engine.recordRunning(four, 2);
+    engine.recordEnded(four);
+    // Slots: session 1 (running), session 4. Session 2 was pushed out: it costs nothing more and pushes out 4.
+    expect(engine.displacementS(gatewayCall(2, 500))).toBeCloseTo(engine.rates.prefillS(300), 9);
     // A paged engine (vLLM, SGLang, any OpenAI server) evicts blocks, not sessions: nothing to price.
     const paged = taught('openai');
     paged.recordRunning(job(gatewayCall(1, 1000), 1), 0);

@@ -143,18 +143,29 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   }
 
   /**
-   * Seconds of recompute that bringing `call`'s session here costs the sessions already here: on an engine
-   * that holds whole sessions (SESSION_SLOT_KINDS) with every slot taken by another session, the engine
-   * gives up one of them (the least recently used not running, as llama.cpp and saga engine's vllm policy
-   * do), whose next call then prefills its context again. Paged engines (vLLM, SGLang) evict blocks, not
-   * sessions, and the gateway does not know their KV size: 0.
+   * Seconds of recompute that bringing `call`'s session here costs the sessions already here: an engine
+   * that holds whole sessions (SESSION_SLOT_KINDS) keeps the `slots` sessions it was sent last; with every
+   * slot taken by another session it gives one up (the least recently used not running, as llama.cpp and
+   * saga engine's vllm policy do), whose next call then prefills its context again. Paged engines (vLLM,
+   * SGLang) evict blocks, not sessions, and the gateway does not know their KV size: 0.
    */
   displacementS(call: CallInfo): number {
-    if (!SESSION_SLOT_KINDS.has(this.config.kind) || this.resident.has(call.session) || this.resident.size < this.config.slots) return 0;
+    const slots = this.config.slots;
+    if (!SESSION_SLOT_KINDS.has(this.config.kind) || this.resident.size < slots) return 0;
     const runningSessions = new Set<number>();
     for (const r of this.running.values()) runningSessions.add(r.session);
-    for (const [session, promptTokens] of this.resident) if (!runningSessions.has(session)) return this.rates.prefillS(promptTokens);
-    return 0;
+    // The last `slots` sessions sent here hold the slots, least recently sent first.
+    let skip = this.resident.size - slots;
+    let victimTokens: number | undefined;
+    for (const [session, promptTokens] of this.resident) {
+      if (skip > 0) {
+        skip--;
+        continue;
+      }
+      if (session === call.session) return 0;
+      if (victimTokens === undefined && !runningSessions.has(session)) victimTokens = promptTokens;
+    }
+    return victimTokens === undefined ? 0 : this.rates.prefillS(victimTokens);
   }
 
   /** Seconds `call` is expected to take here: prefill of what this engine does not cache, and its output. */
