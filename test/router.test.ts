@@ -68,7 +68,7 @@ describe('routing', () => {
     expect(await hitRate('affinity')).toBeGreaterThan(await hitRate('round-robin'));
   });
 
-  it('a queued call waits for its home under affinity, and saga steals it for an idle engine', async () => {
+  it('a call waits for its busy home under affinity, and saga moves it to an idle engine', async () => {
     const home = async (policy: 'affinity' | 'saga') => {
       // e0 is slow and takes one call at a time; e1 is idle.
       const ups = await stubs({ delayMs: 800 }, {});
@@ -78,10 +78,16 @@ describe('routing', () => {
       const second = call(gw.url, { session: 's', body: agentTurn('s', 2) });
       const answers = await Promise.all([first, second]);
       expect(answers.map((a) => a.status)).toEqual([200, 200]);
-      return { engines: answers.map((a) => a.engine), steals: metricSum(await gw.metrics(), 'saga_gateway_steals_total') };
+      const metrics = await gw.metrics();
+      return { engines: answers.map((a) => a.engine), moved: metricSum(metrics, 'saga_gateway_session_routes_total', 'outcome="moved"'), steals: metricSum(metrics, 'saga_gateway_steals_total') };
     };
-    expect(await home('affinity')).toEqual({ engines: ['e0', 'e0'], steals: 0 });
-    expect(await home('saga')).toEqual({ engines: ['e0', 'e1'], steals: 1 });
+    expect(await home('affinity')).toEqual({ engines: ['e0', 'e0'], moved: 0, steals: 0 });
+    // saga moves it at arrival (e0 is predicted busy for longer than the move costs) or steals it from e0's
+    // queue soon after (whichever the timing gives): one move either way.
+    const saga = await home('saga');
+    expect(saga.engines).toEqual(['e0', 'e1']);
+    expect(saga.moved).toBe(1);
+    expect(saga.steals).toBeLessThanOrEqual(1);
   });
 
   it('saga orders the queue by fair share: a flooding tenant does not make another wait behind all its calls', async () => {

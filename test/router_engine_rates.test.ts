@@ -200,6 +200,13 @@ describe("an engine's predicted service and wait (the stealing test's delay save
     engine.recordEnded(four);
     // Slots: session 1 (running), session 4. Session 2 was pushed out: it costs nothing more and pushes out 4.
     expect(engine.displacementS(gatewayCall(2, 500))).toBeCloseTo(engine.rates.prefillS(300), 9);
+    // And what was sent of session 2's prompt is not cached for it any more; session 4's is.
+    const two2 = gatewayCall(2, 500);
+    const four2 = gatewayCall(4, 300);
+    engine.recordSent(two2.blockHashes);
+    engine.recordSent(four2.blockHashes);
+    expect(engine.cachedPrefixBlocks(two2.blockHashes, 2)).toBe(0);
+    expect(engine.cachedPrefixBlocks(four2.blockHashes, 4)).toBe(four2.blockHashes.length);
     // A paged engine (vLLM, SGLang, any OpenAI server) evicts blocks, not sessions: nothing to price.
     const paged = taught('openai');
     paged.recordRunning(job(gatewayCall(1, 1000), 1), 0);

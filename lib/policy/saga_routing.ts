@@ -111,7 +111,7 @@ function moveCostS(engine: EngineView, call: CallInfo, homeCostS: number): numbe
 
 /** Prefill seconds of `call` on `engine`, given what that engine caches of its prompt. */
 function costAt(engine: EngineView, call: CallInfo): number {
-  const cached = call.blockHashes.length === 0 ? 0 : engine.cachedPrefixBlocks(call.blockHashes) * engine.blockSize;
+  const cached = call.blockHashes.length === 0 ? 0 : engine.cachedPrefixBlocks(call.blockHashes, call.session) * engine.blockSize;
   return engine.prefillEstimateS(call.promptTokens, Math.min(cached, call.promptTokens));
 }
 

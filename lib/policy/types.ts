@@ -41,8 +41,11 @@ export interface EngineView {
   outstandingCalls(): number;
   /** Prompt tokens of the calls still waiting to be admitted. */
   queuedTokens(): number;
-  /** How many leading blocks of `hashes` the engine's KV cache holds (no state changes). */
-  cachedPrefixBlocks(hashes: BigUint64Array): number;
+  /**
+   * How many leading blocks of `hashes` the engine's KV cache holds (no state changes); `session`, where
+   * given, is whose prompt they are (an engine that holds whole sessions caches only its own).
+   */
+  cachedPrefixBlocks(hashes: BigUint64Array, session?: number): number;
   /** Calls waiting for admission here (in no particular order). */
   waitingCalls(): readonly WaitingInfo[];
   /** KV blocks not held by a running call (free or cached and evictable). */

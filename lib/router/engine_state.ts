@@ -58,16 +58,18 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   /** Calls in flight, by the job that sent them. */
   private readonly running = new Map<Q, RunningCall>();
   /**
-   * Sessions whose last call was sent here -> that call's prompt tokens (gateway estimate), least recently
-   * sent first: on an engine that holds whole sessions, the ones occupying its slots.
+   * Engines that hold whole sessions (SESSION_SLOT_KINDS): the `slots` sessions sent here last, which hold
+   * its slots -> their last call's prompt tokens (gateway estimate), least recently sent first.
    */
   private readonly resident = new Map<number, number>();
+  private readonly holdsSessions: boolean;
 
   constructor(
     readonly id: number,
     readonly config: EngineConfig,
   ) {
     this.rates = new EngineRates(config.prefillTokensPerS);
+    this.holdsSessions = SESSION_SLOT_KINDS.has(config.kind);
   }
 
   get name(): string {
@@ -95,8 +97,10 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     return tokens;
   }
 
-  cachedPrefixBlocks(hashes: BigUint64Array): number {
-    return this.up ? this.blocks.prefixBlocks(hashes) : 0;
+  /** The blocks sent here; on an engine that holds whole sessions, none of a session that holds no slot. */
+  cachedPrefixBlocks(hashes: BigUint64Array, session?: number): number {
+    if (!this.up || (this.holdsSessions && session !== undefined && !this.resident.has(session))) return 0;
+    return this.blocks.prefixBlocks(hashes);
   }
 
   waitingCalls(): readonly WaitingInfo[] {
@@ -150,27 +154,16 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
    * SGLang) evict blocks, not sessions, and the gateway does not know their KV size: 0.
    */
   displacementS(call: CallInfo): number {
-    const slots = this.config.slots;
-    if (!SESSION_SLOT_KINDS.has(this.config.kind) || this.resident.size < slots) return 0;
+    if (!this.holdsSessions || this.resident.size < this.config.slots || this.resident.has(call.session)) return 0;
     const runningSessions = new Set<number>();
     for (const r of this.running.values()) runningSessions.add(r.session);
-    // The last `slots` sessions sent here hold the slots, least recently sent first.
-    let skip = this.resident.size - slots;
-    let victimTokens: number | undefined;
-    for (const [session, promptTokens] of this.resident) {
-      if (skip > 0) {
-        skip--;
-        continue;
-      }
-      if (session === call.session) return 0;
-      if (victimTokens === undefined && !runningSessions.has(session)) victimTokens = promptTokens;
-    }
-    return victimTokens === undefined ? 0 : this.rates.prefillS(victimTokens);
+    for (const [session, promptTokens] of this.resident) if (!runningSessions.has(session)) return this.rates.prefillS(promptTokens);
+    return 0;
   }
 
   /** Seconds `call` is expected to take here: prefill of what this engine does not cache, and its output. */
   private expectedServiceS(call: CallInfo, maxTokens: number | undefined): number {
-    const cached = Math.min(call.promptTokens, this.cachedPrefixBlocks(call.blockHashes) * this.blockSize);
+    const cached = Math.min(call.promptTokens, this.cachedPrefixBlocks(call.blockHashes, call.session) * this.blockSize);
     const completion = Math.min(maxTokens ?? Infinity, this.rates.meanCompletionTokens);
     return this.rates.serviceS(call.promptTokens - cached, completion);
   }
@@ -181,8 +174,14 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   recordRunning(job: Q, nowS: number): void {
     const call = job.call;
     this.running.set(job, { session: call.session, sentS: nowS, serviceS: this.expectedServiceS(call, job.maxTokens) });
+    if (!this.holdsSessions) return;
     this.resident.delete(call.session);
     this.resident.set(call.session, call.promptTokens);
+    // The least recently sent session lost its slot to this one.
+    for (const session of this.resident.keys()) {
+      if (this.resident.size <= this.config.slots) break;
+      this.resident.delete(session);
+    }
   }
 
   /** `job`'s attempt here ended. */

@@ -191,7 +191,7 @@ export class Scheduler {
     this.lastEngine.set(job.call.session, engine.id);
     job.attempts++;
     job.sentAtMs = performance.now();
-    const cachedTokens = Math.min(job.call.promptTokens, engine.cachedPrefixBlocks(job.call.blockHashes) * BLOCK_TOKENS);
+    const cachedTokens = Math.min(job.call.promptTokens, engine.cachedPrefixBlocks(job.call.blockHashes, job.call.session) * BLOCK_TOKENS);
     job.estimatedCachedTokens = cachedTokens;
     engine.recordRunning(job, nowS);
     engine.recordSent(job.call.blockHashes);
