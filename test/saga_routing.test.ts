@@ -177,6 +177,22 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     expect(r.steal(engines[1], engines, 1)).toEqual({ from: 0, call: a });
   });
 
+  it("credits the session staying would push out at home (the call's own session lost its place there)", () => {
+    const a = call(1, 0, 100); // 0.16 s to recompute
+    const victim = predicting(0, () => 0.3, 0.5);
+    const thief = predicting(1, () => 0, 0.5);
+    const engines = [victim, thief];
+    const r = new AffinityStealingRouting();
+    r.route(a, engines, 0);
+    for (const h of a.blockHashes) victim.cached.add(h);
+    victim.waiting = [{ call: a, enqueuedS: 0 }];
+    // Saves 0.3 s; costs 0.16 s of recompute and 0.5 s pushed out on the thief, 0.5 s pushed out at home as well: go.
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+    // Nobody to push out at home: 0.3 - 0.16 - 0.5 < 0, stay.
+    victim.displacementS = () => 0;
+    expect(r.steal(thief, engines, 1)).toBeUndefined();
+  });
+
   it('moves a returning call at arrival when its home is predicted busy for longer than the move costs', () => {
     let homeWait = 0;
     const home = predicting(0, () => homeWait);

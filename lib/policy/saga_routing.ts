@@ -16,7 +16,8 @@
  *   recompute (prefill on the thief with what it caches, minus prefill at home with what the home caches,
  *   from the engine's cost model, times one plus the calls on the thief: they share the iterations the
  *   recompute takes), plus what the move costs the sessions already on the thief (EngineView.displacementS:
- *   an engine holding whole sessions gives one up). A stolen call's session is homed on the thief from then
+ *   an engine holding whole sessions gives one up), less what staying would cost those at home (a session
+ *   that lost its place at home pushes another out there when it comes back). A stolen call's session is homed on the thief from then
  *   on (its KV is built there).
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
@@ -39,12 +40,11 @@ export class AffinityStealingRouting implements RoutingPolicy {
     if (waitS <= 0) return home;
     // The same test as stealing, at arrival: move home if an engine that can take the call now saves more
     // queueing delay than the move costs.
-    const homeCost = costAt(homeEngine, call);
     let best = home;
     let bestGain = 0;
     for (const engine of engines) {
       if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call)) continue;
-      const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, call, homeCost);
+      const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, homeEngine, call);
       if (gain > bestGain) {
         best = engine.id;
         bestGain = gain;
@@ -64,8 +64,8 @@ export class AffinityStealingRouting implements RoutingPolicy {
       if (waiting.length === 0) continue;
       for (const w of victim.admissionWaitS === undefined ? [oldestOf(waiting)] : waiting) {
         const savedS = victim.admissionWaitS?.(w.call, nowS) ?? nowS - w.enqueuedS;
-        if (savedS <= bestGain || blocksFor(thief, w.call) > room) continue;
-        const gain = savedS - moveCostS(thief, w.call, costAt(victim, w.call));
+        if (blocksFor(thief, w.call) > room) continue;
+        const gain = savedS - moveCostS(thief, victim, w.call);
         if (gain > bestGain) {
           best = { from: victim.id, call: w.call };
           bestGain = gain;
@@ -101,12 +101,14 @@ function oldestOf(waiting: readonly WaitingInfo[]): WaitingInfo {
 }
 
 /**
- * What moving `call` to `engine` costs, against `homeCostS` (its prefill at home): the extra prefill delays
- * every call running there as well as the moved one (they share its iterations), and may push another
- * session's KV out.
+ * What moving `call` from `home` to `engine` costs: the prefill it needs there beyond what it needs at home,
+ * which delays every call running there as well as the moved one (they share its iterations), and the
+ * session it may push out there, less the one it would push out at home (a session that lost its place
+ * at home displaces another there too).
  */
-function moveCostS(engine: EngineView, call: CallInfo, homeCostS: number): number {
-  return (costAt(engine, call) - homeCostS) * (1 + engine.outstandingCalls()) + (engine.displacementS?.(call) ?? 0);
+function moveCostS(engine: EngineView, home: EngineView, call: CallInfo): number {
+  const extraPrefillS = costAt(engine, call) - costAt(home, call);
+  return extraPrefillS * (1 + engine.outstandingCalls()) + (engine.displacementS?.(call) ?? 0) - (home.displacementS?.(call) ?? 0);
 }
 
 /** Prefill seconds of `call` on `engine`, given what that engine caches of its prompt. */
