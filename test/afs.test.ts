@@ -180,6 +180,17 @@ describe('afs', () => {
     expect(q.priority(c, 100)).toBe(plain);
   });
 
+  it("judges each tenant's urgency by its own SLO", () => {
+    const q = new AfsQueue({ sloSlowdown: 2, tenantSlos: { strict: 1.5, loose: 20 } });
+    const mk = (tenant: string, taskIndex: number): CallInfo => ({ taskIndex, callIndex: 0, session: taskIndex, tenant, kind: 'test', arrivalS: 0, promptTokens: 100, outputTokens: 10, blockHashes: new BigUint64Array(0) });
+    const calls = [mk('strict', 0), mk('loose', 1), mk('other', 2)];
+    for (const c of calls) q.observe({ type: 'call-arrive', call: c, engineId: 0, nowS: 0 });
+    const plain = calls.map((c) => q.priority(c, 3));
+    // Waited 3 s of work that takes 2 s alone: projected slowdown 2.5, over 0.75 x 1.5 and 0.75 x 2, under 0.75 x 20.
+    q.setRemainingWork(() => 2);
+    expect(calls.map((c) => plain[calls.indexOf(c)] - q.priority(c, 3))).toEqual([q.urgencyBoostTokens, 0, q.urgencyBoostTokens]);
+  });
+
   it('preempts the running call of the tenant with the most attained service, newest on ties', () => {
     const q = new AfsQueue({ victim: 'most-attained' });
     const mk = (tenant: string, taskIndex: number): CallInfo => ({

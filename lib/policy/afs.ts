@@ -53,6 +53,8 @@ export interface AfsOptions {
   readonly remainingWorkS?: (call: CallInfo) => number | undefined;
   /** The SLO on slowdown the urgency rule aims at (default DEFAULT_SLO, 2.0). */
   readonly sloSlowdown?: number;
+  /** Tenants' own SLOs on slowdown, where they differ (others: `sloSlowdown`). */
+  readonly tenantSlos?: Readonly<Record<string, number>>;
   /** A program is urgent when its projected slowdown reaches this share of the SLO (default 0.75). */
   readonly urgentAt?: number;
   /** Virtual service (tokens) an urgent program's calls move ahead by (default 16384). */
@@ -120,6 +122,7 @@ export class AfsQueue implements QueuePolicy {
   private readonly decodeAtAdmit: boolean;
   private remainingWorkS: ((call: CallInfo) => number | undefined) | undefined;
   private readonly slo: number;
+  private readonly tenantSlos: ReadonlyMap<string, number>;
   private readonly urgentAt: number;
   readonly urgencyBoostTokens: number;
   private readonly victimNewest: boolean;
@@ -149,6 +152,7 @@ export class AfsQueue implements QueuePolicy {
     this.decodeAtAdmit = options.decodeCharge === 'admit';
     this.remainingWorkS = options.remainingWorkS;
     this.slo = options.sloSlowdown ?? DEFAULT_SLO;
+    this.tenantSlos = new Map(Object.entries(options.tenantSlos ?? {}));
     this.urgentAt = options.urgentAt ?? AFS_DEFAULT_URGENT_AT;
     this.urgencyBoostTokens = options.urgencyBoostTokens ?? AFS_DEFAULT_URGENCY_BOOST_TOKENS;
     this.victimNewest = (options.victim ?? 'newest') === 'newest';
@@ -338,7 +342,7 @@ export class AfsQueue implements QueuePolicy {
     const elapsed = Math.max(0, nowS - program.firstArrivalS);
     const waited = program.waitedS + Math.max(0, nowS - call.arrivalS);
     const isolated = Math.max(elapsed - waited + remaining, 1e-9);
-    const urgent = (elapsed + remaining) / isolated >= this.urgentAt * this.slo;
+    const urgent = (elapsed + remaining) / isolated >= this.urgentAt * (this.tenantSlos.get(call.tenant) ?? this.slo);
     if (urgent) this.boostedAny = true;
     return urgent;
   }

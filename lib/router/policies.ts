@@ -50,11 +50,11 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
     const aeg = new AgentExecutionGraph();
     graph = aeg;
     routing = new AffinityStealingRouting();
-    // AfsQueue takes one SLO for its urgency rule: the strictest tenant's, so that no tenant's is missed.
-    const slos = tenants.map((t) => t.slo.slowdown);
+    // Each tenant's program is urgent by its own SLO; tenants the config does not name, by the default.
     queue = new AfsQueue({
       weights: Object.fromEntries(tenants.map((t) => [t.name, t.weight])),
-      sloSlowdown: slos.length > 0 ? Math.min(...slos) : DEFAULT_SLO,
+      sloSlowdown: DEFAULT_SLO,
+      tenantSlos: Object.fromEntries(tenants.map((t) => [t.name, t.slo.slowdown])),
       remainingWorkS: (call) => aeg.remainingWorkS(call),
     });
   } else {
