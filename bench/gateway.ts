@@ -33,7 +33,7 @@ import * as path from 'node:path';
 import autocannon from 'autocannon';
 import { Command } from 'commander';
 import { Pool } from 'undici';
-import { promptText, runAgentWorkload } from '../lib/engine/agent_client';
+import { PROMPT_EXTRA_TOKENS, promptText, runAgentWorkload } from '../lib/engine/agent_client';
 import { RANDOM_MODEL_PRESETS, type RandomModelPresetName } from '../lib/engine/random_model';
 import { geomean, quantile } from '../lib/metrics/metrics';
 import type { GatewayPolicyName } from '../lib/router/config';
@@ -131,8 +131,6 @@ const TENANTS = [
   { name: 'coding', kind: 'swebench', share: 1, weight: 1 },
   { name: 'browsing', kind: 'webarena', share: 1, weight: 1 },
 ] as const;
-/** Tokens the engine adds to a workload prompt (BOS and a lone leading space; bench/engine.ts measured). */
-const PROMPT_EXTRA_TOKENS = 2;
 
 // ---------------------------------------------------------------------------------------------------------
 

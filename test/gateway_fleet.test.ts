@@ -8,7 +8,8 @@
  * gateway's policy. Every run names its sessions afresh, so no run reuses another's KV.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAgentWorkload } from '../lib/engine/agent_client';
+import { PROMPT_EXTRA_TOKENS, runAgentWorkload } from '../lib/engine/agent_client';
+import { ENGINE_HEADER } from '../lib/router/upstream';
 import { quantile } from '../lib/metrics/metrics';
 import type { GatewayPolicyName } from '../lib/router/config';
 import { startGateway, type Gateway } from '../lib/router/index';
@@ -20,9 +21,6 @@ import { agentSender, fleetGatewayConfig, startEngineFleet, type CallRecord, typ
 const ENGINES = 3;
 const SEQUENCES = 2;
 const CONTEXT_TOKENS = 2048;
-/** Tokens the engine adds to a workload prompt: BOS and a lone leading space (bench/engine.ts measured it). */
-const PROMPT_EXTRA_TOKENS = 2;
-const ENGINE_HEADER = 'x-saga-engine';
 const TENANTS = [
   { name: 'light', weight: 1 },
   { name: 'flood', weight: 1 },
