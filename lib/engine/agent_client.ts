@@ -8,18 +8,18 @@
  * (and an engine's cached prefix), and calls that diverge diverge in text. The model's own output is not
  * fed back: the workload's next prompt already holds what the agent appended.
  */
+import { GOLDEN_GAMMA, MASK64 } from '../workloads/hashing';
 import type { Call, Task, Workload } from '../workloads/types';
 
 const LETTERS = 'abcdefghijklmnopqrstuvwxyz';
 /** Bits of a hash consumed per token before the hash is re-mixed (26 letters < 2^5). */
 const BITS_PER_TOKEN = 5;
-const U64 = (1n << 64n) - 1n;
 
 /** splitmix64's finaliser: a fresh 64-bit value from a hash and a counter. */
 function mix(h: bigint, counter: number): bigint {
-  let z = (h + BigInt(counter + 1) * 0x9e3779b97f4a7c15n) & U64;
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & U64;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & U64;
+  let z = (h + BigInt(counter + 1) * GOLDEN_GAMMA) & MASK64;
+  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
+  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
   return z ^ (z >> 31n);
 }
 

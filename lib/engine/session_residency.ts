@@ -22,15 +22,13 @@ import { KvCache } from '../kv/kv_cache';
 import { HASH_ROOT, hashTokenBlocks } from '../kv/token_hash';
 import { type IdleSession, type SessionVictim, chooseSessionVictim, releaseSessionBlocks } from '../policy/session_release';
 import type { CallInfo, EvictionPolicy } from '../policy/types';
+import { GOLDEN_GAMMA, MASK64 } from '../workloads/hashing';
 import type { LlamaContextSequence } from './llama_runtime';
 
 type Token = LlamaContextSequence['contextTokens'][number];
 
 /** A padding token id for a session's last partial block (hashing covers whole blocks). */
 const PAD_TOKEN = 0xffffffff;
-/** Salt multiplier (2^64 / golden ratio) spreading session numbers over hash roots. */
-const SESSION_SALT = 0x9e3779b97f4a7c15n;
-const U64_MASK = (1n << 64n) - 1n;
 
 export interface ResidencyOptions {
   readonly sequences: readonly LlamaContextSequence[];
@@ -136,7 +134,7 @@ export class SessionResidency {
     const b = this.options.blockSize;
     const padded = new Uint32Array(Math.ceil(tokens.length / b) * b).fill(PAD_TOKEN);
     for (let i = 0; i < tokens.length; i++) padded[i] = tokens[i] as number;
-    const salt = (HASH_ROOT ^ ((BigInt(session + 1) * SESSION_SALT) & U64_MASK)) || 1n;
+    const salt = (HASH_ROOT ^ ((BigInt(session + 1) * GOLDEN_GAMMA) & MASK64)) || 1n;
     return hashTokenBlocks(padded, b, salt);
   }
 

@@ -23,7 +23,7 @@ import { commonPrefixBlocks } from '../graph/aeg';
 import { KvCache } from '../kv/kv_cache';
 import { type IdleSession, type SessionVictim, chooseSessionVictim, releaseSessionBlocks } from '../policy/session_release';
 import type { CallInfo, PolicyBundle, PolicyEvent } from '../policy/types';
-import { fmix64 } from '../workloads/hashing';
+import { GOLDEN_GAMMA, MASK64, fmix64 } from '../workloads/hashing';
 import type { Call, Workload } from '../workloads/types';
 import { CostModel } from './cost_model';
 
@@ -53,9 +53,6 @@ export interface SequenceEngineResult {
 
 /** Stop reason of every call: the engine generates to max_tokens. */
 const STOP = 'length';
-/** Salt multiplier (2^64 / golden ratio) spreading task numbers over hash space. */
-const TASK_SALT = 0x9e3779b97f4a7c15n;
-const U64 = (1n << 64n) - 1n;
 
 /**
  * A task's block hashes as the engine's policies see them: salted per session, since llama.cpp
@@ -63,7 +60,7 @@ const U64 = (1n << 64n) - 1n;
  * a bijection, so a task's equal prefixes stay equal.
  */
 function saltedHashes(hashes: BigUint64Array, task: number): BigUint64Array {
-  const salt = (BigInt(task + 1) * TASK_SALT) & U64;
+  const salt = (BigInt(task + 1) * GOLDEN_GAMMA) & MASK64;
   return hashes.map((h) => fmix64(h ^ salt) || 1n);
 }
 

@@ -23,7 +23,10 @@
  * leaves a partial block uncached.
  */
 
-const MASK64 = (1n << 64n) - 1n;
+/** 64-bit words wrap here. */
+export const MASK64 = (1n << 64n) - 1n;
+/** 2^64 / the golden ratio (splitmix64's increment): multiplied by small integers, it spreads them over 64 bits. */
+export const GOLDEN_GAMMA = 0x9e3779b97f4a7c15n;
 
 /** murmur3's 64-bit finaliser (a bijection on [0, 2^64)). */
 export function fmix64(value: bigint): bigint {
