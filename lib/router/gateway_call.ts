@@ -1,8 +1,8 @@
 /**
  * One client request through the gateway, from admission to its one answer: what policies see of it (a
  * CallInfo), what goes upstream (the body, the identity), where it is (queued on an engine, in flight,
- * answered), and the promise the HTTP handler waits on. `settle` takes effect once: every accepted request
- * gets exactly one answer, whatever fails.
+ * answered), and how its answer goes out (`respond`, from the HTTP handler). `settle` takes effect once:
+ * every accepted request gets exactly one answer, whatever fails.
  */
 import type { ServerResponse } from 'node:http';
 import type { ProgramIdentity } from '../engine/types';
@@ -43,9 +43,7 @@ export class GatewayCall implements QueuedCall {
   slot: number | undefined;
   /** Aborted when the client leaves before its answer is complete. */
   readonly clientGone = new CallAbort();
-  readonly settled: Promise<Settlement>;
   private done = false;
-  private resolve!: (settlement: Settlement) => void;
 
   constructor(
     public call: CallInfo,
@@ -60,9 +58,9 @@ export class GatewayCall implements QueuedCall {
     readonly arrivalMs: number,
     /** Takes the response over from the HTTP framework and sends the status and headers of a stream. */
     private readonly takeResponse: (status: number, headers: Readonly<Record<string, string>>) => ServerResponse,
-  ) {
-    this.settled = new Promise((resolve) => (this.resolve = resolve));
-  }
+    /** Sends (or drops) the answer once the call settles; called once. */
+    private readonly respond: (settlement: Settlement) => void,
+  ) {}
 
   get answered(): boolean {
     return this.done;
@@ -77,6 +75,6 @@ export class GatewayCall implements QueuedCall {
   settle(settlement: Settlement): void {
     if (this.done) return;
     this.done = true;
-    this.resolve(settlement);
+    this.respond(settlement);
   }
 }

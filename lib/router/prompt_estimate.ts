@@ -33,7 +33,11 @@ export function completionPromptText(prompt: unknown): string {
   return typeof prompt === 'string' ? prompt : JSON.stringify(prompt);
 }
 
+/** The block hashes of a prompt shorter than a block: none (shared; nothing writes to it). */
+const NO_BLOCKS = new BigUint64Array(0);
+
 export function estimatePrompt(text: string): PromptEstimate {
+  if (text.length < GATEWAY.blockChars) return { promptTokens: estimateTokens(text.length), blockHashes: NO_BLOCKS };
   const codes = new Uint32Array(text.length);
   for (let i = 0; i < text.length; i++) codes[i] = text.charCodeAt(i);
   return { promptTokens: estimateTokens(text.length), blockHashes: hashTokenBlocks(codes, GATEWAY.blockChars) };

@@ -15,7 +15,7 @@ import { readIdentity } from '../engine/program_identity';
 import type { CallInfo } from '../policy/types';
 import type { GatewayConfig } from './config';
 import type { EngineState } from './engine_state';
-import { GatewayCall, type CompletionPath } from './gateway_call';
+import { GatewayCall, type CompletionPath, type Settlement } from './gateway_call';
 import type { GatewayMetrics } from './metrics';
 import { chatPromptText, completionPromptText, estimatePrompt } from './prompt_estimate';
 import type { Scheduler } from './scheduler';
@@ -70,6 +70,21 @@ const COMPLETIONS: Endpoint = {
   },
 };
 
+/**
+ * A settled call's answer. A whole answer is written on the raw response (as Fastify's send of a Buffer or
+ * string would: the given headers and its content-length), without Fastify's send path; a streamed one
+ * went out already; a client that left gets nothing.
+ */
+function respond(reply: FastifyReply, settled: Settlement): void {
+  if (settled.kind === 'streamed') return;
+  reply.hijack();
+  if (settled.kind === 'gone') return;
+  const raw = reply.raw;
+  if (raw.destroyed) return;
+  raw.writeHead(settled.status, { ...settled.headers, 'content-length': Buffer.byteLength(settled.body) });
+  raw.end(settled.body);
+}
+
 export function createGatewayServer(parts: GatewayServerParts): FastifyInstance {
   const { config, engines, scheduler, upstream, metrics, sessions } = parts;
   const app = Fastify({ logger: parts.logger ?? false, bodyLimit: config.limits.maxBodyBytes });
@@ -92,7 +107,11 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
   let order = 0;
   let anonymous = 0;
 
-  async function complete(endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): Promise<unknown> {
+  /**
+   * A completion request: checked, admitted and queued here (errors thrown here are Fastify's to answer);
+   * its answer goes out when the call settles (`respond`), on the raw response.
+   */
+  function complete(endpoint: Endpoint, request: FastifyRequest, reply: FastifyReply): void {
     const arrivalMs = performance.now();
     const body = requireJsonObject(request.body);
     const text = endpoint.promptText(body);
@@ -115,15 +134,28 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
     };
     sessions.record(identity.session, call);
     const authorization = request.headers.authorization;
-    const job = new GatewayCall(call, order++, identity, endpoint.path, body, stream, model, authorization, arrivalMs, (status, headers) => {
-      reply.hijack();
-      reply.raw.writeHead(status, headers);
-      return reply.raw;
-    });
+    const job = new GatewayCall(
+      call,
+      order++,
+      identity,
+      endpoint.path,
+      body,
+      stream,
+      model,
+      authorization,
+      arrivalMs,
+      (status, headers) => {
+        reply.hijack();
+        reply.raw.writeHead(status, headers);
+        return reply.raw;
+      },
+      (settled) => respond(reply, settled),
+    );
     job.promptChars = text.length;
     job.maxTokens = maxTokens;
     job.rawBody = (request as RawBodyRequest).rawBody;
-    reply.raw.once('close', () => {
+    // 'close' comes once per response.
+    reply.raw.on('close', () => {
       if (!reply.raw.writableEnded) job.clientGone.abort();
     });
     try {
@@ -134,10 +166,6 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
       }
       throw error;
     }
-    const settled = await job.settled;
-    if (settled.kind === 'reply') return reply.code(settled.status).headers(settled.headers).send(settled.body);
-    if (settled.kind === 'gone') reply.hijack();
-    return reply;
   }
 
   app.post(CHAT.path, (request, reply) => complete(CHAT, request, reply));

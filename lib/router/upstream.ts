@@ -13,9 +13,9 @@
  * - `saga-engine`: the program identity as x-saga-session / x-saga-tenant / x-saga-kind headers;
  * - `sglang`, `openai`: none.
  */
-import type { ServerResponse } from 'node:http';
+import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
 import { once } from 'node:events';
-import { Pool } from 'undici';
+import { Pool, errors, type Dispatcher } from 'undici';
 import { OpenAiError, STATUS } from '../engine/openai_errors';
 import { CallAbort } from './call_abort';
 import { IDENTITY_HEADERS } from '../engine/program_identity';
@@ -47,6 +47,82 @@ const TRANSPORT_FAILURES: Readonly<Record<string, { readonly reason: string; rea
 
 class RequestTimeout extends Error {}
 
+/** The request headers of a call that carries no key or identity headers (shared: undici only reads them). */
+const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' });
+
+/** The headers of an answer passed on: the engine's content type, and which engine served it. */
+function answerHeaders(contentType: string | undefined, engine: EngineState<GatewayCall>): Record<string, string> {
+  return { 'content-type': contentType ?? 'application/json', [ENGINE_HEADER]: engine.name };
+}
+
+/**
+ * An undici dispatch handler that collects a whole answer: its status, content type and body chunks, then
+ * calls `done` once (with the error, if it failed). `abort` stops it (the client left: no reason; the
+ * request timeout: a RequestTimeout), before or after the request went out; undici then reports the
+ * abort through onResponseError, as `request()` with a signal would.
+ */
+class WholeAnswer implements Dispatcher.DispatchHandler {
+  status = 0;
+  contentType: string | undefined;
+  /** Why it was aborted (undefined when it was not, or the client left). */
+  reason: unknown;
+  private aborted = false;
+  private controller: Dispatcher.DispatchController | undefined;
+  private readonly chunks: Buffer[] = [];
+  private ended = false;
+
+  constructor(private readonly done: (error: unknown) => void) {}
+
+  abort(reason: unknown): void {
+    if (this.aborted || this.ended) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(abortError(reason));
+  }
+
+  body(): Buffer {
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
+  }
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.aborted) controller.abort(abortError(this.reason));
+  }
+
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: the answer is still to come
+    this.status = statusCode;
+    this.contentType = headerText(headers['content-type']);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.chunks.push(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.finish(undefined);
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
+    this.finish(error);
+  }
+
+  private finish(error: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.done(error);
+  }
+}
+
+/** What undici's request() rejects with when its signal aborts without a reason. */
+function abortError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new errors.RequestAbortedError();
+}
+
+function abortOnTimeout(answer: WholeAnswer): void {
+  answer.abort(new RequestTimeout());
+}
+
 /** An entry of an engine's model list, as the engine gave it. */
 export interface ModelEntry {
   readonly id: string;
@@ -66,8 +142,8 @@ function headerText(value: string | string[] | undefined): string | undefined {
 }
 
 export class Upstream {
-  private readonly pools = new Map<number, Pool>();
-  private readonly basePaths = new Map<number, string>();
+  /** Each engine's connection pool and URL path prefix, by engine id. */
+  private readonly links = new Map<number, { readonly pool: Pool; readonly base: string }>();
 
   constructor(
     engines: readonly EngineState<GatewayCall>[],
@@ -75,14 +151,55 @@ export class Upstream {
   ) {
     for (const engine of engines) {
       const url = new URL(engine.config.url);
-      this.basePaths.set(engine.id, url.pathname.replace(/\/+$/, ''));
       // One connection per call in flight, and one for health probes.
-      this.pools.set(engine.id, new Pool(url.origin, { connections: engine.config.capacity + 1, connect: { timeout: config.timeouts.connectMs } }));
+      const pool = new Pool(url.origin, { connections: engine.config.capacity + 1, connect: { timeout: config.timeouts.connectMs } });
+      this.links.set(engine.id, { pool, base: url.pathname.replace(/\/+$/, '') });
     }
   }
 
   /** One attempt of `job` on `engine`. Never rejects. */
-  run = async (job: GatewayCall, engine: EngineState<GatewayCall>): Promise<AttemptOutcome> => {
+  run = (job: GatewayCall, engine: EngineState<GatewayCall>): Promise<AttemptOutcome> => (job.stream ? this.runStreamed(job, engine) : this.runWhole(job, engine));
+
+  /**
+   * A non-streamed call: its answer is collected whole by a dispatch handler (WholeAnswer), without the
+   * body stream, async resource and promises of undici's `request()`: the hot path of most calls.
+   */
+  private runWhole(job: GatewayCall, engine: EngineState<GatewayCall>): Promise<AttemptOutcome> {
+    return new Promise((resolve, reject) => {
+      const answer = new WholeAnswer((error) => {
+        clearTimeout(timer);
+        job.clientGone.removeListener('abort', leave);
+        try {
+          resolve(error === undefined ? this.whole(job, engine, answer) : this.failed(job, engine, error, answer.reason));
+        } catch (thrown) {
+          // As an exception in `request()`'s path would be: a failed attempt (the scheduler's own catch past that).
+          try {
+            resolve(this.failed(job, engine, thrown, answer.reason));
+          } catch (again) {
+            reject(again);
+          }
+        }
+      });
+      const leave = () => answer.abort(undefined);
+      job.clientGone.once('abort', leave);
+      const timer = setTimeout(abortOnTimeout, this.config.timeouts.requestMs, answer);
+      const link = this.link(engine);
+      link.pool.dispatch(
+        {
+          path: link.base + job.path,
+          method: 'POST',
+          headers: this.headers(job, engine),
+          body: this.body(job, engine),
+          headersTimeout: this.config.timeouts.firstByteMs,
+          bodyTimeout: this.config.timeouts.firstByteMs,
+        },
+        answer,
+      );
+    });
+  }
+
+  /** A streamed call: over undici's `request()`, its body relayed chunk by chunk. */
+  private async runStreamed(job: GatewayCall, engine: EngineState<GatewayCall>): Promise<AttemptOutcome> {
     const attempt = new CallAbort();
     const leave = () => attempt.abort();
     job.clientGone.once('abort', leave);
@@ -90,18 +207,19 @@ export class Upstream {
     try {
       return await this.exchange(job, engine, attempt);
     } catch (error) {
-      return this.failed(job, engine, error, attempt);
+      return this.failed(job, engine, error, attempt.reason);
     } finally {
       clearTimeout(timer);
       job.clientGone.removeListener('abort', leave);
     }
-  };
+  }
 
   /** GET /v1/models: the engine's model entries (throws when it does not answer 200 in time). */
   async probe(engine: EngineState<GatewayCall>): Promise<ModelEntry[]> {
     const { timeoutMs } = this.config.health;
-    const res = await this.pool(engine).request({
-      path: `${this.basePaths.get(engine.id)}/v1/models`,
+    const link = this.link(engine);
+    const res = await link.pool.request({
+      path: `${link.base}/v1/models`,
       method: 'GET',
       headers: engine.config.apiKey === undefined ? {} : { authorization: `Bearer ${engine.config.apiKey}` },
       headersTimeout: timeoutMs,
@@ -116,39 +234,50 @@ export class Upstream {
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.pools.values()].map((pool) => pool.close()));
+    await Promise.all([...this.links.values()].map((link) => link.pool.close()));
   }
 
-  private pool(engine: EngineState<GatewayCall>): Pool {
-    const pool = this.pools.get(engine.id);
-    if (pool === undefined) throw new Error(`no pool for engine ${engine.name}`);
-    return pool;
+  private link(engine: EngineState<GatewayCall>): { readonly pool: Pool; readonly base: string } {
+    const link = this.links.get(engine.id);
+    if (link === undefined) throw new Error(`no pool for engine ${engine.name}`);
+    return link;
+  }
+
+  /** The body sent up: with the engine's hints, or the client's bytes as they came. */
+  private body(job: GatewayCall, engine: EngineState<GatewayCall>): string | Buffer {
+    return takesHints(engine) ? JSON.stringify(withHints(job, engine)) : (job.rawBody ?? JSON.stringify(job.body));
   }
 
   private async exchange(job: GatewayCall, engine: EngineState<GatewayCall>, signal: CallAbort): Promise<AttemptOutcome> {
     const { firstByteMs } = this.config.timeouts;
-    const res = await this.pool(engine).request({
-      path: `${this.basePaths.get(engine.id)}${job.path}`,
+    const link = this.link(engine);
+    const res = await link.pool.request({
+      path: link.base + job.path,
       method: 'POST',
       headers: this.headers(job, engine),
-      body: takesHints(engine) ? JSON.stringify(withHints(job, engine)) : (job.rawBody ?? JSON.stringify(job.body)),
+      body: this.body(job, engine),
       signal,
       headersTimeout: firstByteMs,
       bodyTimeout: firstByteMs,
     });
-    const contentType = headerText(res.headers['content-type']) ?? 'application/json';
-    const headers = { 'content-type': contentType, [ENGINE_HEADER]: engine.name };
-    if (res.statusCode >= 400 || !job.stream) {
-      const body = Buffer.from(await res.body.arrayBuffer());
-      if (UNAVAILABLE_STATUSES.includes(res.statusCode)) {
-        return retry(`status_${res.statusCode}`, res.statusCode === STATUS.unavailable, `engine ${engine.name} answered ${res.statusCode}`);
-      }
-      // 4xx and other 5xx: the engine's own answer, passed on as it is (a retry would fail the same way).
-      job.settle({ kind: 'reply', status: res.statusCode, headers, body });
-      const failure = res.statusCode >= 400 ? { reason: `status_${Math.floor(res.statusCode / 100)}xx`, engineDown: false } : undefined;
-      return answered(job, usageOfBody(body), failure);
-    }
+    const headers = answerHeaders(headerText(res.headers['content-type']), engine);
+    if (res.statusCode >= 400) return this.answer(job, engine, res.statusCode, headers, Buffer.from(await res.body.arrayBuffer()));
     return this.relayStream(job, res.statusCode, { ...headers, ...STREAM_HEADERS }, res.body);
+  }
+
+  /** A whole answer collected: passed on, or tried elsewhere when the engine cannot serve now. */
+  private whole(job: GatewayCall, engine: EngineState<GatewayCall>, answer: WholeAnswer): AttemptOutcome {
+    return this.answer(job, engine, answer.status, answerHeaders(answer.contentType, engine), answer.body());
+  }
+
+  private answer(job: GatewayCall, engine: EngineState<GatewayCall>, status: number, headers: Record<string, string>, body: Buffer): AttemptOutcome {
+    if (UNAVAILABLE_STATUSES.includes(status)) {
+      return retry(`status_${status}`, status === STATUS.unavailable, `engine ${engine.name} answered ${status}`);
+    }
+    // 4xx and other 5xx: the engine's own answer, passed on as it is (a retry would fail the same way).
+    job.settle({ kind: 'reply', status, headers, body });
+    const failure = status >= 400 ? { reason: `status_${Math.floor(status / 100)}xx`, engineDown: false } : undefined;
+    return answered(job, usageOfBody(body), failure);
   }
 
   /** Passes a stream on chunk by chunk; reads its usage on the side. */
@@ -176,12 +305,12 @@ export class Upstream {
   }
 
   /** An attempt that threw before the client got a byte. */
-  private failed(job: GatewayCall, engine: EngineState<GatewayCall>, error: unknown, signal: CallAbort): AttemptOutcome {
+  private failed(job: GatewayCall, engine: EngineState<GatewayCall>, error: unknown, abortReason: unknown): AttemptOutcome {
     if (job.clientGone.aborted) {
       job.settle({ kind: 'gone' });
       return answered(job, { promptTokens: undefined, completionTokens: 0, cachedTokens: undefined, finishReason: 'abort', outputChars: 0 });
     }
-    if (signal.reason instanceof RequestTimeout) {
+    if (abortReason instanceof RequestTimeout) {
       const timeout = new OpenAiError(STATUS.gatewayTimeout, `The engine did not finish within timeouts.requestMs (${this.config.timeouts.requestMs} ms).`, null, 'upstream_timeout');
       job.settle({ kind: 'reply', status: timeout.status, headers: { 'content-type': 'application/json; charset=utf-8' }, body: JSON.stringify(timeout.body()) });
       return answered(job, { promptTokens: undefined, completionTokens: undefined, cachedTokens: undefined, finishReason: undefined, outputChars: 0 }, { reason: 'request_timeout', engineDown: false });
@@ -197,8 +326,10 @@ export class Upstream {
   }
 
   private headers(job: GatewayCall, engine: EngineState<GatewayCall>): Record<string, string> {
-    const headers: Record<string, string> = { 'content-type': 'application/json' };
     const authorization = engine.config.apiKey === undefined ? job.authorization : `Bearer ${engine.config.apiKey}`;
+    // The common case (no key, no identity headers): one shared object, which undici only reads.
+    if (authorization === undefined && engine.config.kind !== 'saga-engine') return JSON_HEADERS;
+    const headers: Record<string, string> = { ...JSON_HEADERS };
     if (authorization !== undefined) headers.authorization = authorization;
     if (engine.config.kind === 'saga-engine') {
       headers[IDENTITY_HEADERS.session] = job.identity.session;
