@@ -22,11 +22,13 @@
  *   npm run bench:gateway                   both parts, the configuration reported in bench/RESULTS.md (~9 min)
  *   npm run bench:gateway -- --quick        a smoke test of both (~1.5 minutes)
  *   npm run bench:gateway -- --part latency [--rates 1000] [--latency-policy round-robin] [--generators paced] [--seconds 10]
+ *                                          [--pin] [--gateway-node-options "--max-semi-space-size=16"]
  *   npm run bench:gateway -- --part tct [--seed 2] [--policies saga,affinity] [--saga-prefill 1]
  *
  * The machine is shared (2 cores here): autocannon, the gateway and the stub share them in part 1, three
  * engines and the gateway in part 2. Wall-clock timings move with whatever else runs.
  */
+import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -148,6 +150,10 @@ interface Options {
   /** Part 1: the load generators run (both by default), and seconds of load per rate and target. */
   readonly generators: readonly ('autocannon' | 'paced')[];
   readonly loadS: number | undefined;
+  /** Part 1: the gateway on a CPU of its own, the stub and the load generators on another (taskset). */
+  readonly pin: boolean;
+  /** Part 1: node options of the gateway's process (V8 flags such as --max-semi-space-size). */
+  readonly gatewayNodeOptions: readonly string[];
   readonly tct: TctConfig;
 }
 
@@ -160,13 +166,29 @@ function readOptions(argv: readonly string[]): Options {
     .option('--latency-policy <name>', 'the gateway policy of part 1 (default saga)')
     .option('--generators <list>', 'part 1: load generators, comma-separated: paced, autocannon (default both)')
     .option('--seconds <S>', 'part 1: seconds of load per rate and target (default 10; --quick 3)')
+    .option('--pin', 'part 1: the gateway on CPU 1, the stub and this process (the load generators) on CPU 0 (taskset, Linux; skipped with a note where it is missing)')
+    .option('--gateway-node-options <flags>', 'part 1: node options for the gateway process, space-separated (e.g. "--max-semi-space-size=16")')
     .option('--seed <S>', 'seed of the workload (part 2)')
     .option('--tasks <N>', 'agent programs in the workload (part 2)')
     .option('--policies <list>', `gateway policies of part 2, comma-separated (${GATEWAY_POLICIES.join(', ')})`)
     .option('--measured-prefill', "part 2: one more saga run with the engines' prefillTokensPerS (the learned rates' prior) at the rate measured on the isolated engine")
     .option('--saga-prefill <list>', 'part 2: more saga runs, with the engines\' prefillTokensPerS at each of these rates (1: stealing never pays)')
     .parse(argv, { from: 'user' });
-  const o = program.opts<{ quick?: boolean; part?: string; rates?: string; latencyPolicy?: string; generators?: string; seconds?: string; seed?: string; tasks?: string; policies?: string; sagaPrefill?: string; measuredPrefill?: boolean }>();
+  const o = program.opts<{
+    quick?: boolean;
+    part?: string;
+    rates?: string;
+    latencyPolicy?: string;
+    generators?: string;
+    seconds?: string;
+    pin?: boolean;
+    gatewayNodeOptions?: string;
+    seed?: string;
+    tasks?: string;
+    policies?: string;
+    sagaPrefill?: string;
+    measuredPrefill?: boolean;
+  }>();
   if (o.part !== undefined && o.part !== 'latency' && o.part !== 'tct') throw new Error(`--part must be latency or tct, got ${o.part}`);
   const quick = o.quick === true;
   const base = quick ? { ...TCT_DEFAULTS, ...TCT_QUICK } : TCT_DEFAULTS;
@@ -196,6 +218,8 @@ function readOptions(argv: readonly string[]): Options {
       return g;
     }),
     loadS: o.seconds === undefined ? undefined : Math.max(1, int(o.seconds, 0)),
+    pin: o.pin === true,
+    gatewayNodeOptions: o.gatewayNodeOptions === undefined ? [] : o.gatewayNodeOptions.split(/\s+/).filter((f) => f !== ''),
     tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill, measuredPrefillRun: o.measuredPrefill === true || base.measuredPrefillRun },
   };
 }
@@ -334,11 +358,44 @@ const GENERATORS = [
   { key: 'paced', name: 'paced open loop (undici Pool, requests evenly spaced)', load: pacedLoad },
 ] as const;
 
+/** The CPU affinity list of process `pid` (every thread: taskset -a), as taskset prints it; undefined without taskset. */
+function cpuAffinity(pid: number): string | undefined {
+  const out = spawnSync('taskset', ['-p', '-c', String(pid)], { encoding: 'utf8' });
+  if (out.error !== undefined || out.status !== 0) return undefined;
+  return /:\s*(\S+)\s*$/.exec(out.stdout)?.[1];
+}
+
+function setCpuAffinity(pid: number, cpus: string): void {
+  const out = spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' });
+  if (out.error !== undefined || out.status !== 0) throw new Error(`taskset -a -p -c ${cpus} ${pid} failed: ${out.error?.message ?? out.stderr}`);
+}
+
+/**
+ * `--pin`: the gateway on CPU 1, the stub and this process (the load generators) on CPU 0, every thread of
+ * each (taskset -a), as a deployment gives a gateway cores of its own. Returns the layout in words and how
+ * to undo this process's pinning; unpinned (with why) where taskset is missing or there is one CPU.
+ */
+function pinProcesses(pin: boolean, gatewayPid: number, stubPid: number): { readonly layout: string; restore(): void } {
+  const unpinned = `unpinned: the OS schedules the stub, the gateway and the load generators over ${os.availableParallelism()} CPUs`;
+  if (!pin) return { layout: unpinned, restore: () => undefined };
+  const own = cpuAffinity(process.pid);
+  if (own === undefined || os.availableParallelism() < 2) {
+    const why = own === undefined ? 'taskset is not available here' : 'this machine has one CPU';
+    progress(`--pin: not pinned (${why})`);
+    return { layout: `${unpinned} (--pin asked, but ${why})`, restore: () => undefined };
+  }
+  setCpuAffinity(gatewayPid, '1');
+  setCpuAffinity(stubPid, '0');
+  setCpuAffinity(process.pid, '0');
+  return { layout: 'pinned (--pin, taskset): the gateway on CPU 1; the stub and the load generators on CPU 0', restore: () => setCpuAffinity(process.pid, own) };
+}
+
 async function latencyPart(options: Options): Promise<void> {
   const { rates, latencyPolicy } = options;
   const seconds = options.loadS ?? (options.quick ? QUICK_LOAD_S : LOAD_S);
   const files = writeFleetFiles('tiny');
   const children: CliProcess[] = [];
+  let restoreAffinity: () => void = () => undefined;
   try {
     const stub = await startTsProcess(writeStubLauncher(files.dir), [], /^stub upstream on (http:\/\/\S+)/);
     children.push(stub);
@@ -346,9 +403,12 @@ async function latencyPart(options: Options): Promise<void> {
     const configFile = path.join(files.dir, 'gateway.json');
     const config = fleetGatewayConfig([stubUrl], { policy: latencyPolicy, capacity: STUB_CAPACITY, tenants: [{ name: 'bench', weight: 1 }], maxQueuedPerEngine: STUB_MAX_QUEUED, kind: 'openai' });
     fs.writeFileSync(configFile, JSON.stringify(config));
-    const gateway = await startTsProcess(files.launcher, ['serve', '--config', configFile, '--port', '0'], /^saga serve: listening on (http:\/\/\S+)/);
+    const gatewayArgs = ['serve', '--config', configFile, '--port', '0'];
+    const gateway = await startTsProcess(files.launcher, gatewayArgs, /^saga serve: listening on (http:\/\/\S+)/, undefined, options.gatewayNodeOptions);
     children.push(gateway);
     const gatewayUrl = gateway.ready[1];
+    const pinning = pinProcesses(options.pin, pidOf(gateway), pidOf(stub));
+    restoreAffinity = pinning.restore;
 
     say('## Part 1: added latency (stub upstream answering at once)');
     say();
@@ -357,6 +417,8 @@ async function latencyPart(options: Options): Promise<void> {
     say(`  sends rate/connections requests back to back, then waits for the next second), so its load comes in bursts of ${CONNECTIONS} concurrent requests;`);
     say(`  and an open-loop generator in this file that sends at an even pace (undici Pool of ${PACED_CONNECTIONS} connections)`);
     say(`- stub and gateway (\`saga serve\`, policy ${latencyPolicy}, one engine of kind openai: the stub) each in a child process, the load generators in the bench process`);
+    say(`- CPUs: ${pinning.layout}`);
+    say(`- gateway node options: ${options.gatewayNodeOptions.length === 0 ? 'none' : options.gatewayNodeOptions.join(' ')}`);
     say('- latency: per 2xx response (autocannon: its `response` events, float ms, not its whole-ms histogram); added = through the gateway - direct, per quantile');
     say();
     for (const generator of GENERATORS.filter((g) => options.generators.includes(g.key))) {
@@ -382,9 +444,15 @@ async function latencyPart(options: Options): Promise<void> {
       say();
     }
   } finally {
+    restoreAffinity();
     for (const child of children.reverse()) await child.stop();
     files.remove();
   }
+}
+
+function pidOf(p: CliProcess): number {
+  if (p.child.pid === undefined) throw new Error('a child process without a pid');
+  return p.child.pid;
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -94,11 +94,17 @@ export interface CliProcess {
 }
 
 /**
- * Runs `node --import tsx SCRIPT ARGS` from the repository root and resolves once a line of its stdout
- * matches `ready`; rejects (the child killed) if it exits first or `timeoutMs` passes.
+ * Runs `node [NODE_ARGS] --import tsx SCRIPT ARGS` from the repository root and resolves once a line of its
+ * stdout matches `ready`; rejects (the child killed) if it exits first or `timeoutMs` passes.
  */
-export async function startTsProcess(script: string, args: readonly string[], ready: RegExp, timeoutMs = DEFAULT_START_TIMEOUT_MS): Promise<CliProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+export async function startTsProcess(
+  script: string,
+  args: readonly string[],
+  ready: RegExp,
+  timeoutMs = DEFAULT_START_TIMEOUT_MS,
+  nodeArgs: readonly string[] = [],
+): Promise<CliProcess> {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
   track(child);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
