@@ -134,16 +134,16 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   admissionWaitS(call: CallInfo | undefined, nowS: number): number {
     if (!this.up) return Infinity;
     const target = call === undefined ? undefined : this.queue.find((q) => q.call === call);
+    const isAhead = (q: Q) => q !== target && (target === undefined || queuedBefore(q, target));
+    let ahead = 0;
+    for (const q of this.queue) if (isAhead(q)) ahead++;
+    // A place is free for it (the common case, and no array to build for a large capacity).
+    if (this.running.size + ahead < this.config.capacity) return 0;
     const frees: number[] = [];
     for (const r of this.running.values()) frees.push(Math.abs(r.sentS + r.serviceS - nowS));
     while (frees.length < this.config.capacity) frees.push(0);
-    for (const q of this.queue) {
-      if (q === target || (target !== undefined && !queuedBefore(q, target))) continue;
-      let first = 0;
-      for (let i = 1; i < frees.length; i++) if (frees[i] < frees[first]) first = i;
-      frees[first] += this.expectedServiceS(q.call, q.maxTokens);
-    }
-    return Math.min(...frees);
+    for (const q of this.queue) if (isAhead(q)) frees[earliest(frees)] += this.expectedServiceS(q.call, q.maxTokens);
+    return frees[earliest(frees)];
   }
 
   /**
@@ -235,4 +235,11 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     this.slotOf.clear();
     this.resident.clear();
   }
+}
+
+/** The index of the smallest entry (the first of equals). */
+function earliest(times: readonly number[]): number {
+  let first = 0;
+  for (let i = 1; i < times.length; i++) if (times[i] < times[first]) first = i;
+  return first;
 }
