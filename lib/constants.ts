@@ -292,6 +292,13 @@ export const ENGINE_RATES = {
 } as const;
 
 /**
+ * Retry-After (seconds) of the 503 `shutting_down` that `saga engine` and `saga serve` answer to a request
+ * arriving while they drain: a client's retry then finds the restarted process or another replica; the same
+ * second as the gateway's default Retry-After for overload (GATEWAY.retryAfterS).
+ */
+export const SHUTDOWN_RETRY_AFTER_S = 1;
+
+/**
  * `saga serve`, the gateway (lib/router): defaults of its config file and the rules it estimates by.
  * - charsPerToken: the gateway sees text, not tokens; ~4 characters of English text a token is OpenAI's
  *   rule of thumb (help.openai.com, "What are tokens and how to count them?"), close for code as well.

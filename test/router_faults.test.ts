@@ -4,6 +4,7 @@
  * every accepted request answered exactly once (the clients' answers against the gateway's and the
  * engines' counts).
  */
+import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway, type GatewayConfigInput } from '../lib/router/index';
 import { call, eventually, metricSum, type Answer } from './helpers/gateway_requests';
@@ -178,5 +179,29 @@ describe('graceful shutdown', () => {
     expect(answers.map((a) => a.status)).toEqual([200, 200]);
     expect(slow.completed()).toBe(2);
     await expect(fetch(`${gw.url}/healthz`)).rejects.toThrow();
+  });
+
+  it('a request arriving on an open connection while it drains gets an OpenAI 503 shutting_down with Retry-After', async () => {
+    const slow = await stub({ delayMs: 300 });
+    const gw = await startGateway({ listen: { port: 0 }, engines: [engine('e0', slow, 1)] });
+    // A raw keep-alive connection: one call in flight, then, once the drain began, a second request on it.
+    const body = JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] });
+    const request = `POST /v1/chat/completions HTTP/1.1\r\nhost: gateway\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    const socket = net.connect(gw.port, '127.0.0.1');
+    let received = '';
+    socket.on('data', (chunk) => (received += chunk.toString()));
+    const socketClosed = new Promise((resolve) => socket.on('close', resolve));
+    socket.write(request);
+    await eventually(() => slow.requests.length === 1);
+    const closed = gw.close();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    socket.write(request);
+    await closed;
+    await socketClosed;
+    const answers = received.split(/(?=HTTP\/1\.1 )/);
+    expect(answers.map((a) => a.slice(0, 12))).toEqual(['HTTP/1.1 200', 'HTTP/1.1 503']);
+    expect(answers[1]).toMatch(/\r\nretry-after: 1\r\n/i);
+    expect(JSON.parse(answers[1].slice(answers[1].indexOf('\r\n\r\n') + 4))).toMatchObject({ error: { type: 'server_error', code: 'shutting_down' } });
+    expect(slow.completed()).toBe(1);
   });
 });

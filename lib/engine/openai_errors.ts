@@ -4,6 +4,7 @@
  * client sees the same answers from both.
  */
 import type { FastifyInstance } from 'fastify';
+import { SHUTDOWN_RETRY_AFTER_S } from '../constants';
 import { SagaError } from '../errors';
 
 export const STATUS = {
@@ -101,11 +102,30 @@ export function toOpenAiError(error: unknown, promptParam: string | null = null)
   return new OpenAiError(STATUS.internalError, message === '' ? 'Internal server error.' : message);
 }
 
+/** Options every OpenAI-shaped Fastify server is built with (installOpenAiErrorHandlers answers its 503s while closing). */
+export const OPENAI_SERVER_OPTIONS = { return503OnClosing: false } as const;
+
 /**
  * OpenAI-shaped answers for every failure and unknown URL, and JSON bodies only (a text/plain body would
  * otherwise reach the handlers as a string). `mapError` lets a server word an error its own way first.
+ * While the server closes (draining calls in flight), a request that still arrives on an open connection
+ * gets an OpenAI 503 `shutting_down` with Retry-After and `connection: close`, not Fastify's own body (the
+ * app must be built with OPENAI_SERVER_OPTIONS).
  */
 export function installOpenAiErrorHandlers(app: FastifyInstance, mapError: (error: unknown) => OpenAiError = (error) => toOpenAiError(error)): void {
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) {
+      done();
+      return;
+    }
+    const answer = new OpenAiError(STATUS.unavailable, 'The server is shutting down; send the request elsewhere or try again later.', null, 'shutting_down');
+    void reply.status(answer.status).header('retry-after', String(SHUTDOWN_RETRY_AFTER_S)).header('connection', 'close').send(answer.body());
+  });
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((error, request, reply) => {
     const answer = mapError(error);

@@ -17,7 +17,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import { SagaError, badArgument } from '../errors';
 import { CHAT_ROLES, isChatRole, renderChatPrompt, type ChatMessage, type ChatRole, type ChatTextPart } from './chat_prompt';
 import { countHttpRequests } from './http_metrics';
-import { OpenAiError, STATUS, installOpenAiErrorHandlers, invalidRequest, toOpenAiError } from './openai_errors';
+import { OPENAI_SERVER_OPTIONS, OpenAiError, STATUS, installOpenAiErrorHandlers, invalidRequest, toOpenAiError } from './openai_errors';
 import {
   field,
   isJsonObject,
@@ -465,7 +465,7 @@ function registerEngineMetrics(registry: Registry, models: ServedModels): void {
 // The server
 
 export function createEngineServer(options: EngineServerOptions): FastifyInstance {
-  const app = Fastify({ logger: options.logger ?? false, bodyLimit: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
+  const app = Fastify({ ...OPENAI_SERVER_OPTIONS, logger: options.logger ?? false, bodyLimit: options.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES });
   installOpenAiErrorHandlers(app);
 
   const models = new ServedModels();

@@ -9,7 +9,7 @@
 import { performance } from 'node:perf_hooks';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { countHttpRequests } from '../engine/http_metrics';
-import { OpenAiError, STATUS, installOpenAiErrorHandlers, invalidRequest, isFastifyClientError, toOpenAiError } from '../engine/openai_errors';
+import { OPENAI_SERVER_OPTIONS, OpenAiError, STATUS, installOpenAiErrorHandlers, invalidRequest, isFastifyClientError, toOpenAiError } from '../engine/openai_errors';
 import { field, missing, readBoolean, readMaxTokens, readString, requireJsonObject, wrongType, type JsonObject } from '../engine/openai_fields';
 import { readIdentity } from '../engine/program_identity';
 import type { CallInfo } from '../policy/types';
@@ -87,7 +87,7 @@ function respond(reply: FastifyReply, settled: Settlement): void {
 
 export function createGatewayServer(parts: GatewayServerParts): FastifyInstance {
   const { config, engines, scheduler, upstream, metrics, sessions } = parts;
-  const app = Fastify({ logger: parts.logger ?? false, bodyLimit: config.limits.maxBodyBytes });
+  const app = Fastify({ ...OPENAI_SERVER_OPTIONS, logger: parts.logger ?? false, bodyLimit: config.limits.maxBodyBytes });
   installOpenAiErrorHandlers(app, (error) => {
     if (isFastifyClientError(error) && error.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
       return invalidRequest(null, `The request body is larger than this gateway accepts (limits.maxBodyBytes: ${config.limits.maxBodyBytes} bytes).`, 'request_too_large');
