@@ -143,8 +143,8 @@ describe('saga serve in front of three saga engines', () => {
       else expect(home, policy).toBeGreaterThanOrEqual(0.8 * followUps);
       // A call at home finds its session's KV unless the engine gave the sequence to another session (seven
       // sessions, six sequences: it happens; measured 84-88% of home calls cached under affinity). saga also
-      // moves a session whose home is busy to an idle engine, where it pushes another session out: 75-87% on
-      // a quiet machine, 65-66% in two runs under other load.
+      // moves a session whose home is busy to an idle engine, where it pushes another session out: 75-87% with
+      // the machine lightly shared, 65-66% in two runs under heavy load.
       expect(homeAndCached, policy).toBeGreaterThanOrEqual((policy === 'affinity' ? 0.7 : 0.6) * home);
     }
     // Measured on an idle machine: round-robin 14%, affinity and saga 33%. On a loaded one saga steals more
