@@ -75,20 +75,36 @@ export interface Prediction {
   readonly reuseRatio: number;
 }
 
+/**
+ * A live session's state, one object per session, updated in place from call to call (a gateway sees a
+ * session's calls every few milliseconds to minutes: a new object per call would outlive the young
+ * generation and become old-generation garbage, which only a full GC frees).
+ */
 interface SessionState {
+  /** Its last call has finished and its next has not arrived: `step`, `finishS` and the hashes are that call's. */
+  paused: boolean;
   step: Step;
   finishS: number;
-  /** The finished call's prompt hashes (a copy: callers may reuse their buffers). */
+  /** The finished call's prompt hashes: the first `hashCount` entries (a copy, callers may reuse their buffers; the buffer is reused). */
   hashes: BigUint64Array;
+  hashCount: number;
+  /** Its last gap in seconds (sessions keep their pace: a user at the keyboard, a fast tool); NaN before its second call. */
+  lastGapS: number;
+  /** When its running call was admitted; NaN while none is. */
+  admittedS: number;
 }
+
+const NO_HASHES = new BigUint64Array(0);
 
 export class AgentExecutionGraph {
   private readonly nodes = new Map<string, StepStats>();
-  /** Each live session's last gap (seconds): sessions keep their pace (a user at the keyboard, a fast tool). */
-  private readonly lastGap = new Map<number, number>();
+  /** Each step's chain of nodes, by the step's key (a step state is asked for again and again). */
+  private readonly steps = new Map<string, Step>();
+  /** Output keys (outputKeys) by tenant and kind. */
+  private readonly outputKeyLists = new Map<string, readonly string[]>();
+  /** Live sessions: from their first call's admission or finish until their last call or forgetSession. */
   private readonly sessions = new Map<number, SessionState>();
-  /** When each session's running call was admitted, and admission-to-finish seconds of calls (by output keys). */
-  private readonly admittedAt = new Map<number, number>();
+  /** Admission-to-finish seconds of calls (by output keys). */
   private readonly serviceS = new Map<string, { sum: number; n: number }>();
   /** Output tokens of finished calls: per tenant+kind, per kind, and over all (sum, count). */
   private readonly outputs = new Map<string, { sum: number; n: number }>();
@@ -96,7 +112,7 @@ export class AgentExecutionGraph {
   private readonly firstPrompts = new Map<string, { last: BigUint64Array; shared: number[] }>();
 
   observe(event: GraphEvent): void {
-    if (event.type === 'call-admit') this.admittedAt.set(event.call.session, event.nowS);
+    if (event.type === 'call-admit') this.sessionState(event.call.session).admittedS = event.nowS;
     else if (event.type === 'call-arrive') this.arrive(event.call, event.nowS);
     else if (event.type === 'call-finish') this.finish(event.call, event.nowS, event.lastCall === true, event.stop, event.toolKind);
   }
@@ -107,17 +123,23 @@ export class AgentExecutionGraph {
     const s = stop ?? '?';
     const t = toolKind ?? '?';
     const b = callIndexBucket(call.callIndex);
-    const gap = this.lastGap.get(call.session);
-    const g = gap === undefined ? '-' : String(gapBucket(gap));
-    return [
-      this.node(`${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000gap${g}`),
-      this.node(`${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000${b}`),
-      this.node(`*\u0000${k}\u0000${s}\u0000${t}\u0000${b}`),
-      this.node(`*\u0000${k}\u0000${s}\u0000${t}`),
-      this.node(`*\u0000${k}\u0000${s}`),
-      this.node(`*\u0000${k}`),
-      this.node('*'),
-    ];
+    const gap = this.sessions.get(call.session)?.lastGapS ?? NaN;
+    const g = Number.isNaN(gap) ? '-' : String(gapBucket(gap));
+    const key = `${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000${b}\u0000${g}`;
+    let step = this.steps.get(key);
+    if (step === undefined) {
+      step = [
+        this.node(`${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000gap${g}`),
+        this.node(`${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000${b}`),
+        this.node(`*\u0000${k}\u0000${s}\u0000${t}\u0000${b}`),
+        this.node(`*\u0000${k}\u0000${s}\u0000${t}`),
+        this.node(`*\u0000${k}\u0000${s}`),
+        this.node(`*\u0000${k}`),
+        this.node('*'),
+      ];
+      this.steps.set(key, step);
+    }
+    return step;
   }
 
   /** What follows `step`, for a session away `elapsedS` seconds already (0 at the call's end). */
@@ -145,7 +167,7 @@ export class AgentExecutionGraph {
   /** The prediction for a paused session at `nowS`; undefined for a session not paused (or unknown). */
   predictSession(session: number, nowS: number): Prediction | undefined {
     const state = this.sessions.get(session);
-    return state === undefined ? undefined : this.predict(state.step, nowS - state.finishS);
+    return state === undefined || !state.paused ? undefined : this.predict(state.step, nowS - state.finishS);
   }
 
   /**
@@ -155,8 +177,6 @@ export class AgentExecutionGraph {
    */
   forgetSession(session: number): void {
     this.sessions.delete(session);
-    this.lastGap.delete(session);
-    this.admittedAt.delete(session);
   }
 
   /** Leading blocks the programs of a tenant's kind share (a system prompt, a tool schema): learned. */
@@ -172,7 +192,7 @@ export class AgentExecutionGraph {
    * (an output's length is learned when it ends), backing off to the kind, then all calls, then the prior.
    */
   expectedOutputTokens(call: ObservedCall): number {
-    return meanOf(this.outputs, outputKeys(call)) ?? AEG.priorOutputTokens;
+    return meanOf(this.outputs, this.outputKeys(call)) ?? AEG.priorOutputTokens;
   }
 
   /**
@@ -182,9 +202,10 @@ export class AgentExecutionGraph {
    * batch they shared); undefined until a call of the kind has finished.
    */
   remainingWorkS(call: ObservedCall): number | undefined {
-    const service = meanOf(this.serviceS, outputKeys(call));
+    const keys = this.outputKeys(call);
+    const service = meanOf(this.serviceS, keys);
     if (service === undefined) return undefined;
-    const kind = this.nodes.get(`*\u0000${call.kind}`);
+    const kind = this.nodes.get(keys[1]); // the kind's node: `*\u0000${kind}`
     if (kind === undefined || kind.evidence === 0) return service;
     const w = AEG.priorWeight;
     const pEnd = (kind.ended + w * (1 - AEG.priorNextCallProbability)) / (kind.evidence + w);
@@ -198,6 +219,27 @@ export class AgentExecutionGraph {
     return this.nodes.size;
   }
 
+  /** A session's state, created on its first event. */
+  private sessionState(session: number): SessionState {
+    let state = this.sessions.get(session);
+    if (state === undefined) {
+      state = { paused: false, step: [], finishS: 0, hashes: NO_HASHES, hashCount: 0, lastGapS: NaN, admittedS: NaN };
+      this.sessions.set(session, state);
+    }
+    return state;
+  }
+
+  /** Keys of the output and service means, finest first: tenant+kind, kind, all (the same array for every call of a tenant and kind). */
+  private outputKeys(call: ObservedCall): readonly string[] {
+    const key = `${call.tenant}\u0000${call.kind}`;
+    let keys = this.outputKeyLists.get(key);
+    if (keys === undefined) {
+      keys = [key, `*\u0000${call.kind}`, '*'];
+      this.outputKeyLists.set(key, keys);
+    }
+    return keys;
+  }
+
   private node(key: string): StepStats {
     let stats = this.nodes.get(key);
     if (stats === undefined) {
@@ -209,31 +251,38 @@ export class AgentExecutionGraph {
 
   private arrive(call: ObservedCall, nowS: number): void {
     const state = this.sessions.get(call.session);
-    if (state !== undefined) {
-      const reuse = state.hashes.length === 0 ? 1 : commonPrefixBlocks(state.hashes, call.blockHashes) / state.hashes.length;
+    if (state !== undefined && state.paused) {
+      const reuse = state.hashCount === 0 ? 1 : commonPrefixOf(state.hashes, state.hashCount, call.blockHashes) / state.hashCount;
       const gap = Math.max(0, nowS - state.finishS);
-      this.lastGap.set(call.session, gap);
+      state.lastGapS = gap;
       for (const stats of state.step) stats.recordNextCall(gap, reuse);
-      this.sessions.delete(call.session);
+      state.paused = false;
     }
     if (call.callIndex === 0) this.learnSharedPrefix(call);
   }
 
   private finish(call: ObservedCall, nowS: number, lastCall: boolean, stop: string | undefined, toolKind: string | undefined): void {
-    const admitted = this.admittedAt.get(call.session);
-    if (admitted !== undefined) {
-      this.admittedAt.delete(call.session);
-      addTo(this.serviceS, outputKeys(call), nowS - admitted);
+    const keys = this.outputKeys(call);
+    const known = this.sessions.get(call.session);
+    if (known !== undefined && !Number.isNaN(known.admittedS)) {
+      addTo(this.serviceS, keys, nowS - known.admittedS);
+      known.admittedS = NaN;
     }
-    addTo(this.outputs, outputKeys(call), call.outputTokens);
+    addTo(this.outputs, keys, call.outputTokens);
     const step = this.stepOf(call, stop, toolKind);
     if (lastCall) {
       for (const stats of step) stats.recordEnd();
       this.sessions.delete(call.session);
-      this.lastGap.delete(call.session);
       return;
     }
-    this.sessions.set(call.session, { step, finishS: nowS, hashes: call.blockHashes.slice() });
+    const state = known ?? this.sessionState(call.session);
+    state.paused = true;
+    state.step = step;
+    state.finishS = nowS;
+    const n = call.blockHashes.length;
+    if (state.hashes.length < n) state.hashes = new BigUint64Array(Math.max(n, 2 * state.hashes.length));
+    state.hashes.set(call.blockHashes);
+    state.hashCount = n;
   }
 
   private learnSharedPrefix(call: ObservedCall): void {
@@ -271,8 +320,12 @@ function meanOf(sums: Map<string, { sum: number; n: number }>, keys: readonly st
   return all === undefined || all.n === 0 ? undefined : all.sum / all.n;
 }
 
-function outputKeys(call: ObservedCall): string[] {
-  return [`${call.tenant}\u0000${call.kind}`, `*\u0000${call.kind}`, '*'];
+/** Leading blocks of `b` equal to the first `n` of `a`. */
+function commonPrefixOf(a: BigUint64Array, n: number, b: BigUint64Array): number {
+  const m = Math.min(n, b.length);
+  let i = 0;
+  while (i < m && a[i] === b[i]) i++;
+  return i;
 }
 
 /** The finest stats in the chain with enough evidence by `measure`, else the coarsest with any. */

@@ -3,6 +3,11 @@
  * index of each call in its session, and the last call of each (to tell the policies a session ended).
  * Nothing marks a program's end over HTTP, so a session with no call for `idleMs` is taken as ended and
  * forgotten: the policies' tables (homes, fair-share programs) stay bounded on a gateway that runs for weeks.
+ *
+ * The table is in the order sessions were last moved to its end, which a session is at most once every
+ * `reorderMs` (not on every call: a long-lived Map's delete-and-set churn rehashes its table in the old
+ * generation, garbage that only a full GC frees). Since a session's last move is at most `reorderMs` before
+ * its last call, expiry still finds every idle session and stops at the first moved too recently to be idle.
  */
 import type { CallInfo } from '../policy/types';
 
@@ -10,12 +15,19 @@ interface Session {
   readonly number: number;
   calls: number;
   lastSeenMs: number;
+  /** When it was last moved to the end of the table (at most `reorderMs` before lastSeenMs). */
+  movedMs: number;
   last: CallInfo | undefined;
 }
+
+/** How often at most a session is moved to the end of the table (ms). */
+const REORDER_MS = 1000;
 
 export class SessionTable {
   private readonly byId = new Map<string, Session>();
   private next = 0;
+
+  constructor(private readonly reorderMs = REORDER_MS) {}
 
   get size(): number {
     return this.byId.size;
@@ -25,12 +37,14 @@ export class SessionTable {
   enter(id: string, nowMs: number): { readonly session: number; readonly callIndex: number } {
     let session = this.byId.get(id);
     if (session === undefined) {
-      session = { number: this.next++, calls: 0, lastSeenMs: nowMs, last: undefined };
+      session = { number: this.next++, calls: 0, lastSeenMs: nowMs, movedMs: nowMs, last: undefined };
       this.byId.set(id, session);
+    } else if (nowMs - session.movedMs >= this.reorderMs) {
+      // Map order is the order of the last moves, so that expiry stops at the first session moved too recently to be idle.
+      this.byId.delete(id);
+      this.byId.set(id, session);
+      session.movedMs = nowMs;
     }
-    // Map order is recency order, so that expiry stops at the first session still active.
-    this.byId.delete(id);
-    this.byId.set(id, session);
     session.lastSeenMs = nowMs;
     return { session: session.number, callIndex: session.calls++ };
   }
@@ -45,7 +59,9 @@ export class SessionTable {
   expire(nowMs: number, idleMs: number): CallInfo[] {
     const ended: CallInfo[] = [];
     for (const [id, session] of this.byId) {
-      if (nowMs - session.lastSeenMs < idleMs) break;
+      // Every session after this one was moved later, so was seen since nowMs - idleMs.
+      if (nowMs - session.movedMs < idleMs) break;
+      if (nowMs - session.lastSeenMs < idleMs) continue; // seen since its last move, within reorderMs of it
       this.byId.delete(id);
       if (session.last !== undefined) ended.push(session.last);
     }
