@@ -29,7 +29,8 @@ export function queuedBefore(a: QueuedCall, b: QueuedCall): boolean {
 }
 
 /** A call in flight on an engine, as the wait predictions need it. */
-interface RunningCall {
+interface RunningCall<Q> {
+  readonly job: Q;
   readonly session: number;
   /** Gateway seconds it was sent. */
   readonly sentS: number;
@@ -55,8 +56,11 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   /** llama.cpp: session -> slot, most recently used last; slots in use by calls in flight. */
   private readonly slotOf = new Map<number, number>();
   private readonly busySlots = new Set<number>();
-  /** Calls in flight, by the job that sent them. */
-  private readonly running = new Map<Q, RunningCall>();
+  /**
+   * Calls in flight (an array, not a Map keyed by job: a Map's delete and set on every call leave tables
+   * that outlive the young generation, old-generation garbage at a gateway's rates).
+   */
+  private readonly running: RunningCall<Q>[] = [];
   /**
    * Engines that hold whole sessions (SESSION_SLOT_KINDS): the `slots` sessions sent here last, which hold
    * its slots -> their last call's prompt tokens (gateway estimate), least recently sent first.
@@ -138,9 +142,9 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     let ahead = 0;
     for (const q of this.queue) if (isAhead(q)) ahead++;
     // A place is free for it (the common case, and no array to build for a large capacity).
-    if (this.running.size + ahead < this.config.capacity) return 0;
+    if (this.running.length + ahead < this.config.capacity) return 0;
     const frees: number[] = [];
-    for (const r of this.running.values()) frees.push(Math.abs(r.sentS + r.serviceS - nowS));
+    for (const r of this.running) frees.push(Math.abs(r.sentS + r.serviceS - nowS));
     while (frees.length < this.config.capacity) frees.push(0);
     for (const q of this.queue) if (isAhead(q)) frees[earliest(frees)] += this.expectedServiceS(q.call, q.maxTokens);
     return frees[earliest(frees)];
@@ -156,7 +160,7 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   displacementS(call: CallInfo): number {
     if (!this.holdsSessions || this.resident.size < this.config.slots || this.resident.has(call.session)) return 0;
     const runningSessions = new Set<number>();
-    for (const r of this.running.values()) runningSessions.add(r.session);
+    for (const r of this.running) runningSessions.add(r.session);
     for (const [session, promptTokens] of this.resident) if (!runningSessions.has(session)) return this.rates.prefillS(promptTokens);
     return 0;
   }
@@ -173,7 +177,7 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   /** `job` was sent here at `nowS` (before its blocks are recorded: its expected service counts what was cached). */
   recordRunning(job: Q, nowS: number): void {
     const call = job.call;
-    this.running.set(job, { session: call.session, sentS: nowS, serviceS: this.expectedServiceS(call, job.maxTokens) });
+    this.running.push({ job, session: call.session, sentS: nowS, serviceS: this.expectedServiceS(call, job.maxTokens) });
     if (!this.holdsSessions) return;
     this.resident.delete(call.session);
     this.resident.set(call.session, call.promptTokens);
@@ -186,7 +190,11 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
 
   /** `job`'s attempt here ended. */
   recordEnded(job: Q): void {
-    this.running.delete(job);
+    const i = this.running.findIndex((r) => r.job === job);
+    if (i < 0) return;
+    // Order does not matter: the last entry takes its place.
+    const last = this.running.pop() as RunningCall<Q>;
+    if (i < this.running.length) this.running[i] = last;
   }
 
   /** The session's KV here no longer matters (it moved to another engine, or it ended). */
