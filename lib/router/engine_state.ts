@@ -159,9 +159,7 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
    */
   displacementS(call: CallInfo): number {
     if (!this.holdsSessions || this.resident.size < this.config.slots || this.resident.has(call.session)) return 0;
-    const runningSessions = new Set<number>();
-    for (const r of this.running) runningSessions.add(r.session);
-    for (const [session, promptTokens] of this.resident) if (!runningSessions.has(session)) return this.rates.prefillS(promptTokens);
+    for (const [session, promptTokens] of this.resident) if (!this.running.some((r) => r.session === session)) return this.rates.prefillS(promptTokens);
     return 0;
   }
 
