@@ -260,10 +260,14 @@ export const AEG = {
  *   this order: SGLang's router and vLLM's production stack refresh load every few hundred ms.
  * - newSessionSlack: a new session may go to an engine homing at most this many more live sessions than
  *   the least loaded (the load bound of session-affinity routing; see lib/policy/vllm.ts).
+ * - arrivalRateTimeConstantS: the memory of an engine's recent arrival rate (lib/util/arrival_rate.ts), which
+ *   prices the calls that will arrive on a thief while it recomputes a moved context: ten seconds holds
+ *   several calls of each live agent (tool gaps are seconds) and forgets a burst within a minute.
  */
 export const ROUTING = {
   stealIntervalS: 0.5,
   newSessionSlack: 1,
+  arrivalRateTimeConstantS: 10,
 } as const;
 
 /**

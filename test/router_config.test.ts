@@ -64,7 +64,7 @@ describe('gateway config', () => {
     [{ engines: [{ ...ENGINE, kind: 'llama.cpp', slots: 2 }] }, /engines\[0\]\.slots \(2\) must be at least capacity \(4\)/],
     [{ engines: [{ ...ENGINE, kind: 'sglang', priorityScheduling: true }] }, /priorityScheduling applies to kind vllm only/],
     [{ engines: [{ ...ENGINE, capcity: 4 }] }, /engines\[0\]\.capcity is not a known field/],
-    [{ engines: [ENGINE], policy: 'fastest' }, /policy must be one of saga, affinity, round-robin, least-loaded/],
+    [{ engines: [ENGINE], policy: 'fastest' }, /policy must be one of saga, affinity, round-robin, least-loaded, saga-routing, afs/],
     [{ engines: [ENGINE], tenants: [{ name: 'a', weight: -1 }] }, /tenants\[0\]\.weight must be a positive number/],
     [{ engines: [ENGINE], tenants: [{ name: 'a', slo: { slowdown: 0.5 } }] }, /tenants\[0\]\.slo\.slowdown must be at least 1/],
     [{ engines: [ENGINE], tenants: [{ weight: 1 }] }, /tenants\[0\]\.name must be a non-empty string/],

@@ -4,7 +4,7 @@
  * the config's rate ruling until answers say otherwise.
  */
 import { describe, expect, it } from 'vitest';
-import { GATEWAY } from '../lib/constants';
+import { GATEWAY, ROUTING } from '../lib/constants';
 import { EngineRates } from '../lib/router/engine_rates';
 import { EngineState, type QueuedCall } from '../lib/router/engine_state';
 import type { CallInfo } from '../lib/policy/types';
@@ -212,5 +212,15 @@ describe("an engine's predicted service and wait (the stealing test's delay save
     paged.recordRunning(job(gatewayCall(1, 1000), 1), 0);
     paged.recordRunning(job(gatewayCall(2, 1000), 1), 0);
     expect(paged.displacementS(newcomer)).toBe(0);
+  });
+
+  it('reports the calls placed on it lately, at ROUTING.arrivalRateTimeConstantS', () => {
+    const engine = taught();
+    expect(engine.arrivalsPerS(0)).toBe(0);
+    for (let t = 0; t < 10 * ROUTING.arrivalRateTimeConstantS; t += 0.25) engine.recordArrival(t);
+    expect(engine.arrivalsPerS(10 * ROUTING.arrivalRateTimeConstantS)).toBeGreaterThan(3.8);
+    expect(engine.arrivalsPerS(10 * ROUTING.arrivalRateTimeConstantS)).toBeLessThan(4.2);
+    // Quiet for a while: the rate fades.
+    expect(engine.arrivalsPerS(15 * ROUTING.arrivalRateTimeConstantS)).toBeLessThan(0.1);
   });
 });

@@ -10,6 +10,7 @@ import type { CallInfo, EngineView, WaitingInfo } from '../lib/policy/types';
 interface FakeEngine extends EngineView {
   admissionWaitS?: (call: CallInfo | undefined, nowS: number) => number;
   displacementS?: (call: CallInfo) => number;
+  arrivalsPerS?: (nowS: number) => number;
   waiting: WaitingInfo[];
   cached: Set<bigint>;
   free: number;
@@ -191,6 +192,40 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     // Nobody to push out at home: 0.3 - 0.16 - 0.5 < 0, stay.
     victim.displacementS = () => 0;
     expect(r.steal(thief, engines, 1)).toBeUndefined();
+  });
+
+  /** Routing whose session `a` is homed on `home`, cached there, and waiting in its queue. */
+  function waitingAtHome(a: CallInfo, home: FakeEngine, engines: FakeEngine[]): AffinityStealingRouting {
+    const r = new AffinityStealingRouting();
+    r.route(a, engines, 0);
+    for (const h of a.blockHashes) home.cached.add(h);
+    home.waiting = [{ call: a, enqueuedS: 0 }];
+    return r;
+  }
+
+  it('counts the calls expected to arrive on the thief during the recompute', () => {
+    const a = call(1, 0, 1000); // 1.6 s to recompute on the thief
+    const victim = predicting(0, () => 2);
+    const thief = predicting(1, () => 0);
+    const engines = [victim, thief];
+    const r = waitingAtHome(a, victim, engines);
+    // Saves 2 s; costs 1.6 s plus, at 0.5 arrivals/s, 0.8 calls arriving during it, each delayed 0.8 s: stay.
+    thief.arrivalsPerS = () => 0.5;
+    expect(r.steal(thief, engines, 1)).toBeUndefined();
+    // A thief nobody sends calls to: 2 > 1.6, go.
+    thief.arrivalsPerS = () => 0;
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+  });
+
+  it('charges no arrivals for a move that recomputes nothing (the thief caches the prompt too)', () => {
+    const a = call(1, 0, 1000);
+    const victim = predicting(0, () => 0.5);
+    const thief = predicting(1, () => 0);
+    thief.arrivalsPerS = () => 100;
+    const engines = [victim, thief];
+    const r = waitingAtHome(a, victim, engines);
+    for (const h of a.blockHashes) thief.cached.add(h);
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
   });
 
   it('moves a returning call at arrival when its home is predicted busy for longer than the move costs', () => {

@@ -14,8 +14,8 @@
  *   of it against their expected service) where the engine predicts one, else a guess from its wait so far
  *   (a call that has waited w in a queue that is not moving expects to wait about w more). The cost: the
  *   recompute (prefill on the thief with what it caches, minus prefill at home with what the home caches,
- *   from the engine's cost model, times one plus the calls on the thief: they share the iterations the
- *   recompute takes), plus what the move costs the sessions already on the thief (EngineView.displacementS:
+ *   from the engine's cost model, times one plus the calls on the thief and half those expected to arrive
+ *   there during it: they share the iterations the recompute takes), plus what the move costs the sessions already on the thief (EngineView.displacementS:
  *   an engine holding whole sessions gives one up), less what staying would cost those at home (a session
  *   that lost its place at home pushes another out there when it comes back). A stolen call's session is homed on the thief from then
  *   on (its KV is built there).
@@ -44,7 +44,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
     let bestGain = 0;
     for (const engine of engines) {
       if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call)) continue;
-      const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, homeEngine, call);
+      const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, homeEngine, call, nowS);
       if (gain > bestGain) {
         best = engine.id;
         bestGain = gain;
@@ -65,7 +65,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
       for (const w of victim.admissionWaitS === undefined ? [oldestOf(waiting)] : waiting) {
         const savedS = victim.admissionWaitS?.(w.call, nowS) ?? nowS - w.enqueuedS;
         if (blocksFor(thief, w.call) > room) continue;
-        const gain = savedS - moveCostS(thief, victim, w.call);
+        const gain = savedS - moveCostS(thief, victim, w.call, nowS);
         if (gain > bestGain) {
           best = { from: victim.id, call: w.call };
           bestGain = gain;
@@ -102,13 +102,15 @@ function oldestOf(waiting: readonly WaitingInfo[]): WaitingInfo {
 
 /**
  * What moving `call` from `home` to `engine` costs: the prefill it needs there beyond what it needs at home,
- * which delays every call running there as well as the moved one (they share its iterations), and the
- * session it may push out there, less the one it would push out at home (a session that lost its place
- * at home displaces another there too).
+ * which delays the moved call, every call already there (they share its iterations), and the calls that
+ * arrive there while it runs (at the engine's recent arrival rate, each delayed half of it on average);
+ * plus the session it may push out there, less the one it would push out at home (a session that lost its
+ * place at home displaces another there too).
  */
-function moveCostS(engine: EngineView, home: EngineView, call: CallInfo): number {
+function moveCostS(engine: EngineView, home: EngineView, call: CallInfo, nowS: number): number {
   const extraPrefillS = costAt(engine, call) - costAt(home, call);
-  return extraPrefillS * (1 + engine.outstandingCalls()) + (engine.displacementS?.(call) ?? 0) - (home.displacementS?.(call) ?? 0);
+  const arrivingDuring = Math.max(0, extraPrefillS) * (engine.arrivalsPerS?.(nowS) ?? 0);
+  return extraPrefillS * (1 + engine.outstandingCalls() + arrivingDuring / 2) + (engine.displacementS?.(call) ?? 0) - (home.displacementS?.(call) ?? 0);
 }
 
 /** Prefill seconds of `call` on `engine`, given what that engine caches of its prompt. */

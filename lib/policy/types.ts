@@ -63,6 +63,11 @@ export interface EngineView {
    * that holds whole sessions gives one up when every slot is taken). Absent: 0.
    */
   displacementS?(call: CallInfo): number;
+  /**
+   * Optional: calls arriving here per second lately (an online estimate). A move's recompute delays the
+   * calls that arrive during it as well as those already here. Absent: the arrivals are not counted.
+   */
+  arrivalsPerS?(nowS: number): number;
 }
 
 /** A call waiting in an engine's queue. */

@@ -10,7 +10,7 @@ import { DEFAULT_SLO } from '../metrics/metrics';
 
 export const ENGINE_KINDS = ['saga-engine', 'vllm', 'sglang', 'llama.cpp', 'openai'] as const;
 export type EngineKind = (typeof ENGINE_KINDS)[number];
-export const GATEWAY_POLICIES = ['saga', 'affinity', 'round-robin', 'least-loaded'] as const;
+export const GATEWAY_POLICIES = ['saga', 'affinity', 'round-robin', 'least-loaded', 'saga-routing', 'afs'] as const;
 export type GatewayPolicyName = (typeof GATEWAY_POLICIES)[number];
 
 export interface EngineConfig {

@@ -4,11 +4,12 @@
  * slot each session uses. It is the EngineView the routing policies ask (lib/policy/types.ts): the same
  * questions the simulator's engines answer, answered from what a gateway can see.
  */
-import { GATEWAY } from '../constants';
+import { GATEWAY, ROUTING } from '../constants';
 import type { CallInfo, EngineView, WaitingInfo } from '../policy/types';
 import { BlockRecord } from './block_record';
 import type { EngineConfig } from './config';
 import { EngineRates } from './engine_rates';
+import { ArrivalRate } from '../util/arrival_rate';
 import { BLOCK_TOKENS } from './prompt_estimate';
 
 /** A call waiting in the gateway's queue for an engine, as the queue policy orders it. */
@@ -67,6 +68,8 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
    */
   private readonly resident = new Map<number, number>();
   private readonly holdsSessions: boolean;
+  /** Calls placed here lately (routed, retried, moved or stolen here). */
+  private readonly arrivals = new ArrivalRate(ROUTING.arrivalRateTimeConstantS);
 
   constructor(
     readonly id: number,
@@ -163,6 +166,10 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     return 0;
   }
 
+  arrivalsPerS(nowS: number): number {
+    return this.arrivals.perS(nowS);
+  }
+
   /** Seconds `call` is expected to take here: prefill of what this engine does not cache, and its output. */
   private expectedServiceS(call: CallInfo, maxTokens: number | undefined): number {
     const cached = Math.min(call.promptTokens, this.cachedPrefixBlocks(call.blockHashes, call.session) * this.blockSize);
@@ -171,6 +178,11 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
   }
 
   // ---- what the gateway records ----
+
+  /** A call was placed in this engine's queue at `nowS`. */
+  recordArrival(nowS: number): void {
+    this.arrivals.record(nowS);
+  }
 
   /** `job` was sent here at `nowS` (before its blocks are recorded: its expected service counts what was cached). */
   recordRunning(job: Q, nowS: number): void {

@@ -6,6 +6,9 @@
  *   and the Agent Execution Graph learning from live traffic.
  * - `affinity`: vLLM's session-affinity routing (SessionAffinityRouting, no stealing), FCFS.
  * - `round-robin`, `least-loaded`: no affinity, FCFS.
+ * - The ablation, each of saga's mechanisms alone (as the simulator's `saga-routing` and `afs`):
+ *   `saga-routing`: affinity with work stealing, FCFS; `afs`: vLLM's affinity routing, Agent Fair Share
+ *   with the AEG.
  * No eviction policy: the engines' caches are their own.
  */
 import { AgentExecutionGraph } from '../graph/aeg';
@@ -43,13 +46,19 @@ export interface StealEvent {
 }
 
 export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[]): GatewayPolicies {
-  let routing: GatewayRouting;
   let queue: QueuePolicy & Observer;
   let graph: AgentExecutionGraph | undefined;
-  if (name === 'saga') {
+  const routing: GatewayRouting =
+    name === 'saga' || name === 'saga-routing'
+      ? new AffinityStealingRouting()
+      : name === 'affinity' || name === 'afs'
+        ? new SessionAffinityRouting()
+        : name === 'round-robin'
+          ? new RoundRobinRouting()
+          : new LeastLoadedRouting();
+  if (name === 'saga' || name === 'afs') {
     const aeg = new AgentExecutionGraph();
     graph = aeg;
-    routing = new AffinityStealingRouting();
     // Each tenant's program is urgent by its own SLO; tenants the config does not name, by the default.
     queue = new AfsQueue({
       weights: Object.fromEntries(tenants.map((t) => [t.name, t.weight])),
@@ -58,7 +67,6 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
       remainingWorkS: (call) => aeg.remainingWorkS(call),
     });
   } else {
-    routing = name === 'affinity' ? new SessionAffinityRouting() : name === 'round-robin' ? new RoundRobinRouting() : new LeastLoadedRouting();
     queue = new FcfsQueue();
   }
   const queueing: Observer[] = [routing, queue];

@@ -149,6 +149,7 @@ export class Scheduler {
     }
     job.engine = engine;
     job.enqueuedS = nowS;
+    engine.recordArrival(nowS);
     if (how === 'arrive') this.policies.observe({ type: 'call-arrive', call: job.call, engineId: engine.id, nowS });
     else if (how === 'retry') this.policies.observeQueueing({ type: 'call-arrive', call: job.call, engineId: engine.id, nowS });
     else if (from !== undefined) this.policies.observe({ type: 'call-steal', call: job.call, fromEngineId: from.id, engineId: engine.id, nowS });
@@ -314,6 +315,7 @@ export class Scheduler {
       const [job] = victim.queue.splice(i, 1);
       job.engine = thief;
       job.enqueuedS = nowS;
+      thief.recordArrival(nowS);
       this.policies.observe({ type: 'call-steal', call: job.call, fromEngineId: victim.id, engineId: thief.id, nowS });
       this.metrics.steals.inc();
       thief.queue.push(job);
