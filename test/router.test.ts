@@ -2,6 +2,8 @@
  * `saga serve` against stub engines (in-process, localhost): routing choices of each policy, engine hints,
  * streaming passthrough, the model list, metrics and bad requests.
  */
+import * as http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway, type GatewayConfigInput } from '../lib/router/index';
 import { agentTurn, call, eventually, metricSum } from './helpers/gateway_requests';
@@ -245,6 +247,37 @@ describe('bad requests', () => {
     expect(answer.json.error.message).toBe('stub error 422');
     expect(ups[1].requests).toHaveLength(0);
     expect(gw.engines[0].up).toBe(true);
+  });
+});
+
+describe('whole answers passed on', () => {
+  /** An engine answering every POST with `body` (bytes as given) under a `Content-Type` of its own spelling. */
+  async function rawEngine(body: Buffer, contentType: string): Promise<string> {
+    const models = JSON.stringify({ object: 'list', data: [{ id: 'stub-model', object: 'model' }] });
+    const server = http.createServer((req, res) => {
+      req.resume();
+      req.on('end', () => {
+        if (req.method === 'GET') res.writeHead(200, { 'content-type': 'application/json' }).end(models);
+        else res.writeHead(200, [['Content-Type', contentType], ['Content-Length', String(body.length)]]).end(body);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    open.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve()).closeAllConnections()) });
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+
+  it.each([
+    ['UTF-8 text beyond ASCII', Buffer.from(JSON.stringify({ choices: [{ index: 0, message: { role: 'assistant', content: 'é 日本 🙂' }, finish_reason: 'stop' }], usage: { prompt_tokens: 3, completion_tokens: 2 } }), 'utf8')],
+    ['bytes that are not UTF-8', Buffer.concat([Buffer.from('{"x": "', 'latin1'), Buffer.from([0xff, 0xfe, 0xc3]), Buffer.from('"}', 'latin1')])],
+  ])('%s: the same bytes, content type and length, and the engine that served them', async (_name, body) => {
+    const url = await rawEngine(body, 'Application/JSON; charset=UTF-8');
+    const gw = await gateway({ engines: [{ name: 'e0', url, kind: 'openai', capacity: 2 }] });
+    const res = await fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ messages: [{ role: 'user', content: 'hi' }] }) });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toBe('Application/JSON; charset=UTF-8');
+    expect(res.headers.get('content-length')).toBe(String(body.length));
+    expect(res.headers.get('x-saga-engine')).toBe('e0');
+    expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true);
   });
 });
 

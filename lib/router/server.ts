@@ -73,7 +73,9 @@ const COMPLETIONS: Endpoint = {
 /**
  * A settled call's answer. A whole answer is written on the raw response (as Fastify's send of a Buffer or
  * string would: the given headers and its content-length), without Fastify's send path; a streamed one
- * went out already; a client that left gets nothing.
+ * went out already; a client that left gets nothing. A text body goes out in one write with the headers
+ * (Node prepends them to a response's first string chunk); `end` with a chunk would add an empty second
+ * write, and the two would go through the socket's writev path.
  */
 function respond(reply: FastifyReply, settled: Settlement): void {
   if (settled.kind === 'streamed') return;
@@ -81,8 +83,21 @@ function respond(reply: FastifyReply, settled: Settlement): void {
   if (settled.kind === 'gone') return;
   const raw = reply.raw;
   if (raw.destroyed) return;
-  raw.writeHead(settled.status, { ...settled.headers, 'content-length': Buffer.byteLength(settled.body) });
-  raw.end(settled.body);
+  const body = settled.body;
+  raw.writeHead(settled.status, headerList(settled.headers, typeof body === 'string' ? Buffer.byteLength(body) : body.length));
+  if (typeof body !== 'string') raw.end(body);
+  else {
+    if (body.length > 0) raw.write(body);
+    raw.end();
+  }
+}
+
+/** Headers as writeHead takes them flat (name, value, ...): Node stores a list without copying it into an object. */
+function headerList(headers: Readonly<Record<string, string>>, contentLength: number): (string | number)[] {
+  const list: (string | number)[] = [];
+  for (const name in headers) list.push(name, headers[name]);
+  list.push('content-length', contentLength);
+  return list;
 }
 
 export function createGatewayServer(parts: GatewayServerParts): FastifyInstance {
