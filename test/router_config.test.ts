@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { readIdentity } from '../lib/engine/program_identity';
+import { checkIdentityValue, readIdentity } from '../lib/engine/program_identity';
 import { OpenAiError } from '../lib/engine/openai_errors';
 import { BlockRecord } from '../lib/router/block_record';
 import { loadGatewayConfig, parseGatewayConfig } from '../lib/router/config';
@@ -126,6 +126,23 @@ describe('program identity', () => {
     expect(() => readIdentity({ 'x-session-id': 'a\u0001b' }, undefined, anon)).toThrow(OpenAiError);
     expect(() => readIdentity({ 'x-session-id': 'a\u0001b' }, undefined, anon)).toThrow(/x-session-id/);
     expect(() => readIdentity({ 'x-saga-tenant': 'x'.repeat(257) }, undefined, anon)).toThrow(/x-saga-tenant/);
+  });
+
+  it("refuses exactly the characters of Unicode's Cc category, wherever they stand", () => {
+    const control = /\p{Cc}/u;
+    for (let code = 0; code < 0x10000; code++) {
+      const id = `a${String.fromCharCode(code)}b`;
+      const refused = (() => {
+        try {
+          checkIdentityValue(id, 'user');
+          return false;
+        } catch {
+          return true;
+        }
+      })();
+      if (refused !== control.test(id)) throw new Error(`U+${code.toString(16)}: refused ${refused}`);
+    }
+    expect(checkIdentityValue('\u{1F642}', 'user')).toBe('\u{1F642}');
   });
 });
 

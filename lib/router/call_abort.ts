@@ -4,7 +4,12 @@
  * the EventEmitter shape undici accepts as a request's `signal` (`on`/`once`/`removeListener`, `aborted`,
  * `reason`).
  */
-type Listener = () => void;
+/** An object told of the abort (one that holds what it needs already: no closure per listener). */
+export interface AbortListener {
+  onAbort(): void;
+}
+
+type Listener = (() => void) | AbortListener;
 
 export class CallAbort {
   aborted = false;
@@ -18,7 +23,11 @@ export class CallAbort {
     this.reason = reason;
     const listeners = this.listeners;
     this.listeners = undefined;
-    if (listeners !== undefined) for (const listener of listeners) listener();
+    if (listeners === undefined) return;
+    for (const listener of listeners) {
+      if (typeof listener === 'function') listener();
+      else listener.onAbort();
+    }
   }
 
   /** `listener` runs once, at the abort (never, if it came already). */

@@ -18,7 +18,7 @@ import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { OpenAiError, STATUS } from '../engine/openai_errors';
-import { CallAbort } from './call_abort';
+import { CallAbort, type AbortListener } from './call_abort';
 import { IDENTITY_HEADERS } from '../engine/program_identity';
 import type { GatewayConfig } from './config';
 import type { EngineState } from './engine_state';
@@ -83,24 +83,39 @@ function rawContentType(raw: readonly (Buffer | string | Buffer[])[]): string | 
 
 /**
  * An undici dispatch handler that collects a whole answer: its status, content type and body chunks, then
- * calls `done` once (with the error, if it failed). `abort` stops it (the client left: no reason; the
- * request timeout: a RequestTimeout), before or after the request went out; undici then reports the
- * abort through onError, as `request()` with a signal would. It implements undici's first handler
- * interface (onConnect, onHeaders, onData, onComplete, onError), which undici 7 drives as it is: the newer
- * one (onRequestStart, onResponseStart, ...) is driven through an adapter that adds a controller object
- * and parses every answer's headers and trailers into objects, per call.
+ * tells its Upstream once (`answerEnded`, with the error if it failed), which resolves the attempt.
+ * `abort` stops it (the client left: no reason, as the listener of the call's clientGone; the request
+ * timeout: a RequestTimeout), before or after the request went out; undici then reports the abort
+ * through onError, as `request()` with a signal would. It implements undici's first handler interface
+ * (onConnect, onHeaders, onData, onComplete, onError), which undici 7 drives as it is: the newer one
+ * (onRequestStart, onResponseStart, ...) is driven through an adapter that adds a controller object and
+ * parses every answer's headers and trailers into objects, per call. One object per attempt holds what the
+ * attempt needs (no closures).
  */
-class WholeAnswer implements Dispatcher.DispatchHandler {
+class WholeAnswer implements Dispatcher.DispatchHandler, AbortListener {
   status = 0;
   contentType: string | undefined;
   /** Why it was aborted (undefined when it was not, or the client left). */
   reason: unknown;
+  /** The request timeout (timeouts.requestMs). */
+  timer: NodeJS.Timeout | undefined;
   private aborted = false;
   private abortRequest: ((error?: Error) => void) | undefined;
   private readonly chunks: Buffer[] = [];
   private ended = false;
 
-  constructor(private readonly done: (error: unknown) => void) {}
+  constructor(
+    private readonly upstream: Upstream,
+    readonly job: GatewayCall,
+    readonly engine: EngineState<GatewayCall>,
+    readonly resolve: (outcome: AttemptOutcome) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  /** The client left. */
+  onAbort(): void {
+    this.abort(undefined);
+  }
 
   abort(reason: unknown): void {
     if (this.aborted || this.ended) return;
@@ -141,7 +156,7 @@ class WholeAnswer implements Dispatcher.DispatchHandler {
   private finish(error: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.done(error);
+    this.upstream.answerEnded(this, error);
   }
 }
 
@@ -202,23 +217,9 @@ export class Upstream {
    */
   private runWhole(job: GatewayCall, engine: EngineState<GatewayCall>): Promise<AttemptOutcome> {
     return new Promise((resolve, reject) => {
-      const answer = new WholeAnswer((error) => {
-        clearTimeout(timer);
-        job.clientGone.removeListener('abort', leave);
-        try {
-          resolve(error === undefined ? this.whole(job, engine, answer) : this.failed(job, engine, error, answer.reason));
-        } catch (thrown) {
-          // As an exception in `request()`'s path would be: a failed attempt (the scheduler's own catch past that).
-          try {
-            resolve(this.failed(job, engine, thrown, answer.reason));
-          } catch (again) {
-            reject(again);
-          }
-        }
-      });
-      const leave = () => answer.abort(undefined);
-      job.clientGone.once('abort', leave);
-      const timer = setTimeout(abortOnTimeout, this.config.timeouts.requestMs, answer);
+      const answer = new WholeAnswer(this, job, engine, resolve, reject);
+      job.clientGone.once('abort', answer);
+      answer.timer = setTimeout(abortOnTimeout, this.config.timeouts.requestMs, answer);
       const link = this.link(engine);
       link.pool.dispatch(
         {
@@ -232,6 +233,23 @@ export class Upstream {
         answer,
       );
     });
+  }
+
+  /** A whole answer collected, or its attempt failed (`error`): the attempt's outcome. Called once per WholeAnswer. */
+  answerEnded(answer: WholeAnswer, error: unknown): void {
+    const { job, engine } = answer;
+    clearTimeout(answer.timer);
+    job.clientGone.removeListener('abort', answer);
+    try {
+      answer.resolve(error === undefined ? this.whole(job, engine, answer) : this.failed(job, engine, error, answer.reason));
+    } catch (thrown) {
+      // As an exception in `request()`'s path would be: a failed attempt (the scheduler's own catch past that).
+      try {
+        answer.resolve(this.failed(job, engine, thrown, answer.reason));
+      } catch (again) {
+        answer.reject(again);
+      }
+    }
   }
 
   /** A streamed call: over undici's `request()`, its body relayed chunk by chunk. */
