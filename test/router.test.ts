@@ -3,7 +3,7 @@
  * streaming passthrough, the model list, metrics and bad requests.
  */
 import * as http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startGateway, type Gateway, type GatewayConfigInput } from '../lib/router/index';
 import { agentTurn, call, eventually, metricSum } from './helpers/gateway_requests';
@@ -263,7 +263,7 @@ describe('whole answers passed on', () => {
     });
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     open.push({ close: () => new Promise<void>((resolve) => server.close(() => resolve()).closeAllConnections()) });
-    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    return `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`;
   }
 
   it.each([
@@ -278,6 +278,37 @@ describe('whole answers passed on', () => {
     expect(res.headers.get('content-length')).toBe(String(body.length));
     expect(res.headers.get('x-saga-engine')).toBe('e0');
     expect(Buffer.from(await res.arrayBuffer()).equals(body)).toBe(true);
+  });
+});
+
+describe('pipelined requests', () => {
+  it('two requests sent back to back on one connection get their two answers, in order', async () => {
+    const [up] = await stubs({ completionTokens: 1 });
+    const gw = await gateway({ engines: engines([up]) });
+    const request = (n: number) => {
+      const body = JSON.stringify({ messages: [{ role: 'user', content: `hi ${n}` }] });
+      return `POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\n\r\n${body}`;
+    };
+    const { port } = new URL(gw.url);
+    const socket = net.connect(Number(port), '127.0.0.1');
+    open.push({ close: async () => void socket.destroy() });
+    let text = '';
+    socket.setEncoding('latin1');
+    const both = new Promise<void>((resolve) =>
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+        if ((text.match(/"finish_reason"/g) ?? []).length === 2) resolve();
+      }),
+    );
+    socket.write(request(1) + request(2));
+    await both;
+    const answers = text.split('HTTP/1.1 ').slice(1);
+    expect(answers.map((a) => a.slice(0, 3))).toEqual(['200', '200']);
+    for (const answer of answers) {
+      const [head, body] = answer.split('\r\n\r\n');
+      expect(Number(/content-length: (\d+)/i.exec(head)?.[1])).toBe(Buffer.byteLength(body, 'latin1'));
+    }
+    expect(up.requests.map((r) => (r.body.messages as { content: string }[])[0].content)).toEqual(['hi 1', 'hi 2']);
   });
 });
 
