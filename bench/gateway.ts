@@ -22,7 +22,7 @@
  *   npm run bench:gateway                   both parts, the configuration reported in bench/RESULTS.md (~9 min)
  *   npm run bench:gateway -- --quick        a smoke test of both (~1.5 minutes)
  *   npm run bench:gateway -- --part latency [--rates 1000] [--latency-policy round-robin] [--generators paced] [--seconds 10]
- *                                          [--pin] [--gateway-node-options "--max-semi-space-size=16"]
+ *                                          [--pin] [--gateway-node-options "--max-semi-space-size=16"] [--latency-dump DIR]
  *   npm run bench:gateway -- --part tct [--seed 2] [--policies saga,affinity] [--saga-prefill 1]
  *
  * The machine is shared (2 cores here): autocannon, the gateway and the stub share them in part 1, three
@@ -154,6 +154,8 @@ interface Options {
   readonly pin: boolean;
   /** Part 1: node options of the gateway's process (V8 flags such as --max-semi-space-size). */
   readonly gatewayNodeOptions: readonly string[];
+  /** Part 1: a folder to write each measured load's requests to (paced: send time and latency, ms), for diagnosis. */
+  readonly latencyDump: string | undefined;
   readonly tct: TctConfig;
 }
 
@@ -168,6 +170,7 @@ function readOptions(argv: readonly string[]): Options {
     .option('--seconds <S>', 'part 1: seconds of load per rate and target (default 10; --quick 3)')
     .option('--pin', 'part 1: the gateway on CPU 1, the stub and this process (the load generators) on CPU 0 (taskset, Linux; skipped with a note where it is missing)')
     .option('--gateway-node-options <flags>', 'part 1: node options for the gateway process, space-separated (e.g. "--max-semi-space-size=16")')
+    .option('--latency-dump <dir>', 'part 1: write every measured 2xx request to DIR/<generator>-<rate>-<direct|gateway>.tsv (paced: send time and latency in ms; autocannon: latency)')
     .option('--seed <S>', 'seed of the workload (part 2)')
     .option('--tasks <N>', 'agent programs in the workload (part 2)')
     .option('--policies <list>', `gateway policies of part 2, comma-separated (${GATEWAY_POLICIES.join(', ')})`)
@@ -183,6 +186,7 @@ function readOptions(argv: readonly string[]): Options {
     seconds?: string;
     pin?: boolean;
     gatewayNodeOptions?: string;
+    latencyDump?: string;
     seed?: string;
     tasks?: string;
     policies?: string;
@@ -220,6 +224,7 @@ function readOptions(argv: readonly string[]): Options {
     loadS: o.seconds === undefined ? undefined : Math.max(1, int(o.seconds, 0)),
     pin: o.pin === true,
     gatewayNodeOptions: o.gatewayNodeOptions === undefined ? [] : o.gatewayNodeOptions.split(/\s+/).filter((f) => f !== ''),
+    latencyDump: o.latencyDump,
     tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill, measuredPrefillRun: o.measuredPrefill === true || base.measuredPrefillRun },
   };
 }
@@ -229,6 +234,8 @@ function readOptions(argv: readonly string[]): Options {
 
 interface LoadResult {
   readonly latenciesMs: Float64Array;
+  /** Paced, when asked (--latency-dump): each 2xx request's send time, ms after the load's start, in the order of latenciesMs. */
+  readonly sentMs?: Float64Array;
   readonly sent: number;
   readonly non2xx: number;
   readonly errors: number;
@@ -240,7 +247,7 @@ const REQUEST_BODY = JSON.stringify({ model: STUB_MODEL, messages: [{ role: 'use
 const sessionHeader = (n: number) => `s${n % LATENCY_SESSIONS}`;
 
 /** autocannon at `rate` requests/s against `url` for `seconds`; every 2xx response's latency, in ms. */
-async function autocannonLoad(url: string, rate: number, seconds: number): Promise<LoadResult> {
+async function autocannonLoad(url: string, rate: number, seconds: number, _recordSends = false): Promise<LoadResult> {
   const latencies: number[] = [];
   let session = 0;
   const body = REQUEST_BODY;
@@ -281,9 +288,10 @@ async function autocannonLoad(url: string, rate: number, seconds: number): Promi
  * or so, so at 2,000/s requests leave in twos), each on a free connection of an undici Pool, without
  * waiting for earlier answers. Latency from the send to the end of the body.
  */
-async function pacedLoad(url: string, rate: number, seconds: number): Promise<LoadResult> {
+async function pacedLoad(url: string, rate: number, seconds: number, recordSends = false): Promise<LoadResult> {
   const pool = new Pool(url, { connections: PACED_CONNECTIONS });
   const latencies: number[] = [];
+  const sends: number[] = [];
   const total = Math.round(rate * seconds);
   let non2xx = 0;
   let errors = 0;
@@ -297,8 +305,10 @@ async function pacedLoad(url: string, rate: number, seconds: number): Promise<Lo
         body: REQUEST_BODY,
       });
       await response.body.arrayBuffer();
-      if (response.statusCode >= 200 && response.statusCode < 300) latencies.push(performance.now() - sent);
-      else non2xx++;
+      if (response.statusCode >= 200 && response.statusCode < 300) {
+        latencies.push(performance.now() - sent);
+        if (recordSends) sends.push(sent - start);
+      } else non2xx++;
     } catch {
       errors++;
     }
@@ -313,7 +323,7 @@ async function pacedLoad(url: string, rate: number, seconds: number): Promise<Lo
   const sendingS = (performance.now() - start) / 1000;
   await Promise.all(inFlight);
   await pool.close();
-  return { latenciesMs: Float64Array.from(latencies), sent: total, non2xx, errors, timeouts: 0, achievedRps: total / sendingS };
+  return { latenciesMs: Float64Array.from(latencies), ...(recordSends ? { sentMs: Float64Array.from(sends) } : {}), sent: total, non2xx, errors, timeouts: 0, achievedRps: total / sendingS };
 }
 
 /**
@@ -431,8 +441,13 @@ async function latencyPart(options: Options): Promise<void> {
       say('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
       for (const rate of rates) {
         progress(`${generator.name}: ${rate} requests/s, direct, then through the gateway`);
-        const direct = await generator.load(stubUrl, rate, seconds);
-        const through = await generator.load(gatewayUrl, rate, seconds);
+        const dump = options.latencyDump;
+        const direct = await generator.load(stubUrl, rate, seconds, dump !== undefined);
+        const through = await generator.load(gatewayUrl, rate, seconds, dump !== undefined);
+        if (dump !== undefined) {
+          fs.mkdirSync(dump, { recursive: true });
+          for (const [target, result] of [['direct', direct], ['gateway', through]] as const) fs.writeFileSync(path.join(dump, `${generator.key}-${rate}-${target}.tsv`), latencyTable(result));
+        }
         const q = (r: LoadResult) => QUANTILES.map((p) => quantile(r.latenciesMs, p));
         const [d50, d90, d99] = q(direct);
         const [g50, g90, g99] = q(through);
@@ -448,6 +463,13 @@ async function latencyPart(options: Options): Promise<void> {
     for (const child of children.reverse()) await child.stop();
     files.remove();
   }
+}
+
+/** A load's 2xx requests, one a line: send time (ms after the load's start, paced only) and latency (ms). */
+function latencyTable(result: LoadResult): string {
+  const lines = ['sent_ms\tlatency_ms'];
+  result.latenciesMs.forEach((latency, i) => lines.push(`${result.sentMs === undefined ? '' : result.sentMs[i].toFixed(3)}\t${latency.toFixed(3)}`));
+  return `${lines.join('\n')}\n`;
 }
 
 function pidOf(p: CliProcess): number {
