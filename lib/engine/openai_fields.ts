@@ -80,17 +80,9 @@ export function readNumber(body: JsonObject, name: string, min: number, max: num
 
 /** The first of `names` given, each checked (chat takes `max_completion_tokens` over the older `max_tokens`). */
 export function readMaxTokens(body: JsonObject, names: readonly string[]): { readonly value: number | undefined; readonly param: string } {
-  let value: number | undefined;
-  let param = names[0];
-  // Every one is checked, in order (a bad later one is an error even when an earlier one is given).
-  for (const name of names) {
-    const read = readInteger(body, name, 1);
-    if (value === undefined && read !== undefined) {
-      value = read;
-      param = name;
-    }
-  }
-  return { value, param };
+  const values = names.map((name) => readInteger(body, name, 1));
+  const given = values.findIndex((value) => value !== undefined);
+  return given < 0 ? { value: undefined, param: names[0] } : { value: values[given], param: names[given] };
 }
 
 /** A boolean of a nested object, named by its full path in errors. */

@@ -17,20 +17,11 @@ export const DEFAULT_KIND = 'default';
 /** Session headers in precedence order. */
 export const SESSION_HEADERS = ['x-saga-session', 'x-session-id', 'x-session-token'] as const;
 export const IDENTITY_HEADERS = { session: 'x-saga-session', tenant: 'x-saga-tenant', kind: 'x-saga-kind' } as const;
-/**
- * Control characters have no place in an id and break logs and metric labels: Unicode's Cc, U+0000-U+001F
- * and U+007F-U+009F (what /\p{Cc}/u matches), checked by code unit (a surrogate is never one).
- */
-function hasControlCharacter(value: string): boolean {
-  for (let i = 0; i < value.length; i++) {
-    const c = value.charCodeAt(i);
-    if (c < 0x20 || (c >= 0x7f && c <= 0x9f)) return true;
-  }
-  return false;
-}
+/** Control characters have no place in an id and break logs and metric labels. */
+const CONTROL_CHARACTER = /\p{Cc}/u;
 
 export function checkIdentityValue(value: string, param: string): string {
-  if (value === '' || value.length > MAX_IDENTITY_CHARS || hasControlCharacter(value)) {
+  if (value === '' || value.length > MAX_IDENTITY_CHARS || CONTROL_CHARACTER.test(value)) {
     throw invalidRequest(param, `Invalid '${param}': expected 1 to ${MAX_IDENTITY_CHARS} printable characters.`);
   }
   return value;

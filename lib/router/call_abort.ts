@@ -4,12 +4,7 @@
  * the EventEmitter shape undici accepts as a request's `signal` (`on`/`once`/`removeListener`, `aborted`,
  * `reason`).
  */
-/** An object told of the abort (one that holds what it needs already: no closure per listener). */
-export interface AbortListener {
-  onAbort(): void;
-}
-
-type Listener = (() => void) | AbortListener;
+type Listener = () => void;
 
 export class CallAbort {
   aborted = false;
@@ -23,11 +18,7 @@ export class CallAbort {
     this.reason = reason;
     const listeners = this.listeners;
     this.listeners = undefined;
-    if (listeners === undefined) return;
-    for (const listener of listeners) {
-      if (typeof listener === 'function') listener();
-      else listener.onAbort();
-    }
+    if (listeners !== undefined) for (const listener of listeners) listener();
   }
 
   /** `listener` runs once, at the abort (never, if it came already). */

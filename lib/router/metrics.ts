@@ -2,8 +2,7 @@
  * The gateway's Prometheus metrics, on a registry of its own (several gateways in one process, as in tests,
  * do not collide). Gauges of engine state are read when scraped; the rest count as things happen.
  */
-import { Counter, Gauge, Registry } from 'prom-client';
-import { TalliedHistogram, cell, type Cell } from '../engine/tally_metrics';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { EngineState } from './engine_state';
 
 /** Slowdowns of one call (time at the gateway / time at the engine): 1 is no queueing at all. */
@@ -21,6 +20,24 @@ export interface TenantMetrics {
   readonly slowdown: { observe(value: number): void };
 }
 
+/** A running count of one label value. */
+class Cell implements IncBy {
+  value = 0;
+
+  inc(value = 1): void {
+    this.value += value;
+  }
+}
+
+function cell(tally: Map<string, Cell>, key: string): Cell {
+  let found = tally.get(key);
+  if (found === undefined) {
+    found = new Cell();
+    tally.set(key, found);
+  }
+  return found;
+}
+
 export class GatewayMetrics {
   readonly registry = new Registry();
   readonly upstreamErrors: Counter<'engine' | 'reason'>;
@@ -31,7 +48,7 @@ export class GatewayMetrics {
   readonly tenantServiceTokens: Counter<'tenant'>;
   readonly tenantCalls: Counter<'tenant'>;
   readonly tenantSloMet: Counter<'tenant'>;
-  readonly tenantSlowdown: TalliedHistogram<'tenant'>;
+  readonly tenantSlowdown: Histogram<'tenant'>;
   readonly promptTokens: Counter<'engine'>;
   readonly cachedTokens: Counter<'engine'>;
   private readonly cached = { prompt: 0, cached: 0 };
@@ -79,7 +96,7 @@ export class GatewayMetrics {
     this.tenantServiceTokens = tallied('saga_gateway_tenant_service_tokens_total', 'Tokens served per tenant: prompt + completion (from the engine usage, else estimated).', 'tenant', this.tally.service);
     this.tenantCalls = tallied('saga_gateway_tenant_calls_total', 'Calls answered per tenant.', 'tenant', this.tally.calls);
     this.tenantSloMet = tallied('saga_gateway_tenant_slo_met_total', "Calls whose slowdown was within their tenant's SLO.", 'tenant', this.tally.sloMet);
-    this.tenantSlowdown = new TalliedHistogram('saga_gateway_tenant_slowdown', "Per call: time from arrival at the gateway to the answer's end / time at the engine.", 'tenant', SLOWDOWN_BUCKETS, this.registry);
+    this.tenantSlowdown = new Histogram({ name: 'saga_gateway_tenant_slowdown', help: "Per call: time from arrival at the gateway to the answer's end / time at the engine.", labelNames: ['tenant'] as const, buckets: SLOWDOWN_BUCKETS, registers });
     this.promptTokens = tallied('saga_gateway_prompt_tokens_total', 'Prompt tokens the engines reported (usage.prompt_tokens), for calls that reported cached tokens.', 'engine', this.tally.prompt);
     this.cachedTokens = tallied('saga_gateway_cached_tokens_total', 'Cached prompt tokens the engines reported (usage.prompt_tokens_details.cached_tokens).', 'engine', this.tally.cached);
     const cached = this.cached;

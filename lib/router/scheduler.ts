@@ -133,7 +133,7 @@ export class Scheduler {
   private place(job: GatewayCall, how: 'arrive' | 'retry' | 'moved', from?: EngineState<GatewayCall>): void {
     const nowS = this.nowS();
     // An engine that does not list the model answers for itself (its 404 passes through).
-    const candidates = this.allServe(job.model) ? this.engines : this.candidates(job.model);
+    const candidates = this.engines.every((e) => e.up && e.serves(job.model)) ? this.engines : this.candidates(job.model);
     if (candidates.length === 0) {
       this.metrics.rejected.inc({ reason: 'no_engine' });
       throw new OpenAiError(STATUS.unavailable, 'No engine is up to serve this request; try again later.', null, 'no_engine_available');
@@ -158,12 +158,6 @@ export class Scheduler {
     engine.queue.push(job);
     this.pump(engine);
     this.armStealing();
-  }
-
-  /** Whether every engine is up and serves `model` (a loop: no closure per call). */
-  private allServe(model: string | undefined): boolean {
-    for (const engine of this.engines) if (!engine.up || !engine.serves(model)) return false;
-    return true;
   }
 
   /** The engines up that serve `model`, else all those up. */
@@ -244,8 +238,7 @@ export class Scheduler {
   private finished(job: GatewayCall, engine: EngineState<GatewayCall>, outcome: Extract<AttemptOutcome, { type: 'answered' }>): void {
     const nowS = this.nowS();
     const call: CallInfo = { ...job.call, outputTokens: outcome.completionTokens };
-    const stop = outcome.finishReason;
-    this.policies.observe(stop === undefined ? { type: 'call-finish', call, engineId: engine.id, nowS, lastCall: false } : { type: 'call-finish', call, engineId: engine.id, nowS, lastCall: false, stop });
+    this.policies.observe({ type: 'call-finish', call, engineId: engine.id, nowS, lastCall: false, ...(outcome.finishReason === undefined ? {} : { stop: outcome.finishReason }) });
     const tenant = job.identity.tenant;
     const tenantMetrics = this.metrics.tenant(tenant);
     this.metrics.usage(engine.name, outcome.promptTokens, outcome.cachedTokens);

@@ -73,11 +73,7 @@ const COMPLETIONS: Endpoint = {
 /**
  * A settled call's answer. A whole answer is written on the raw response (as Fastify's send of a Buffer or
  * string would: the given headers and its content-length), without Fastify's send path; a streamed one
- * went out already; a client that left gets nothing. A text body goes out in one write syscall with the
- * headers: Node prepends the headers to a response's first string chunk and corks the socket until the
- * next tick, so `uncork` sends it now, and `end` then has nothing left to write (`end(chunk)`, or an `end()`
- * while the chunk waits in the corked socket, adds an empty second chunk, and the two go out by writev;
- * strace: writev of [headers and body, ''] before, one write after).
+ * went out already; a client that left gets nothing.
  */
 function respond(reply: FastifyReply, settled: Settlement): void {
   if (settled.kind === 'streamed') return;
@@ -85,27 +81,8 @@ function respond(reply: FastifyReply, settled: Settlement): void {
   if (settled.kind === 'gone') return;
   const raw = reply.raw;
   if (raw.destroyed) return;
-  const body = settled.body;
-  raw.writeHead(settled.status, headerList(settled.headers, typeof body === 'string' ? Buffer.byteLength(body) : body.length));
-  if (typeof body !== 'string') raw.end(body);
-  else {
-    if (body.length > 0) {
-      const socket = raw.socket;
-      const corked = socket?.writableCorked ?? 0;
-      raw.write(body);
-      // Only the cork that write() added (none when the response is not on its socket yet: pipelining).
-      if (socket !== null && socket.writableCorked > corked) socket.uncork();
-    }
-    raw.end();
-  }
-}
-
-/** Headers as writeHead takes them flat (name, value, ...): Node stores a list without copying it into an object. */
-function headerList(headers: Readonly<Record<string, string>>, contentLength: number): (string | number)[] {
-  const list: (string | number)[] = [];
-  for (const name in headers) list.push(name, headers[name]);
-  list.push('content-length', contentLength);
-  return list;
+  raw.writeHead(settled.status, { ...settled.headers, 'content-length': Buffer.byteLength(settled.body) });
+  raw.end(settled.body);
 }
 
 export function createGatewayServer(parts: GatewayServerParts): FastifyInstance {

@@ -56,11 +56,11 @@ class UsageReader {
   }
 }
 
-/** The usage of a whole (non-streamed) answer body, as text; nothing when it is not OpenAI JSON. */
-export function usageOfText(body: string): AnswerUsage {
+/** The usage of a whole (non-streamed) answer body; nothing when it is not OpenAI JSON. */
+export function usageOfBody(body: Buffer): AnswerUsage {
   const reader = new UsageReader();
   try {
-    reader.read(JSON.parse(body));
+    reader.read(JSON.parse(body.toString('utf8')));
   } catch {
     // Not JSON: nothing to learn, the client gets it as it is.
   }

@@ -14,17 +14,16 @@
  * - `sglang`, `openai`: none.
  */
 import type { IncomingHttpHeaders, ServerResponse } from 'node:http';
-import { isUtf8 } from 'node:buffer';
 import { once } from 'node:events';
 import { Pool, errors, type Dispatcher } from 'undici';
 import { OpenAiError, STATUS } from '../engine/openai_errors';
-import { CallAbort, type AbortListener } from './call_abort';
+import { CallAbort } from './call_abort';
 import { IDENTITY_HEADERS } from '../engine/program_identity';
 import type { GatewayConfig } from './config';
 import type { EngineState } from './engine_state';
 import type { GatewayCall } from './gateway_call';
 import type { AttemptOutcome } from './scheduler';
-import { StreamUsage, completionTokensOf, usageOfText, type AnswerUsage } from './stream_usage';
+import { StreamUsage, completionTokensOf, usageOfBody, type AnswerUsage } from './stream_usage';
 
 /** Headers of a streamed answer: no caching, and no buffering in proxies in front of the gateway. */
 const STREAM_HEADERS = { 'cache-control': 'no-cache', 'x-accel-buffering': 'no' } as const;
@@ -51,112 +50,67 @@ class RequestTimeout extends Error {}
 /** The request headers of a call that carries no key or identity headers (shared: undici only reads them). */
 const JSON_HEADERS: Readonly<Record<string, string>> = Object.freeze({ 'content-type': 'application/json' });
 
-/**
- * The headers of an answer passed on: the engine's content type, and which engine served it (the key is
- * ENGINE_HEADER, written out: a literal's own keys give V8 its fast object shape, a computed one does not).
- */
+/** The headers of an answer passed on: the engine's content type, and which engine served it. */
 function answerHeaders(contentType: string | undefined, engine: EngineState<GatewayCall>): Record<string, string> {
-  return { 'content-type': contentType ?? 'application/json', 'x-saga-engine': engine.name };
-}
-
-/** `content-type` as a header name's bytes compare, lower case (llhttp lets only token characters into a name). */
-const CONTENT_TYPE = Buffer.from('content-type', 'latin1');
-
-function isContentType(name: Buffer | string): boolean {
-  if (typeof name === 'string') return name.length === CONTENT_TYPE.length && name.toLowerCase() === 'content-type';
-  if (name.length !== CONTENT_TYPE.length) return false;
-  for (let i = 0; i < name.length; i++) if ((name[i] | 0x20) !== CONTENT_TYPE[i]) return false;
-  return true;
-}
-
-/** The first content-type of an answer's raw headers (name, value, ...), as undici's parseHeaders reads values (latin1). */
-function rawContentType(raw: readonly (Buffer | string | Buffer[])[]): string | undefined {
-  for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = raw[i];
-    if (Array.isArray(name) || !isContentType(name)) continue;
-    const value = raw[i + 1];
-    const first = Array.isArray(value) ? value[0] : value;
-    return typeof first === 'string' ? first : first?.toString('latin1');
-  }
-  return undefined;
+  return { 'content-type': contentType ?? 'application/json', [ENGINE_HEADER]: engine.name };
 }
 
 /**
  * An undici dispatch handler that collects a whole answer: its status, content type and body chunks, then
- * tells its Upstream once (`answerEnded`, with the error if it failed), which resolves the attempt.
- * `abort` stops it (the client left: no reason, as the listener of the call's clientGone; the request
- * timeout: a RequestTimeout), before or after the request went out; undici then reports the abort
- * through onError, as `request()` with a signal would. It implements undici's first handler interface
- * (onConnect, onHeaders, onData, onComplete, onError), which undici 7 drives as it is: the newer one
- * (onRequestStart, onResponseStart, ...) is driven through an adapter that adds a controller object and
- * parses every answer's headers and trailers into objects, per call. One object per attempt holds what the
- * attempt needs (no closures).
+ * calls `done` once (with the error, if it failed). `abort` stops it (the client left: no reason; the
+ * request timeout: a RequestTimeout), before or after the request went out; undici then reports the
+ * abort through onResponseError, as `request()` with a signal would.
  */
-class WholeAnswer implements Dispatcher.DispatchHandler, AbortListener {
+class WholeAnswer implements Dispatcher.DispatchHandler {
   status = 0;
   contentType: string | undefined;
   /** Why it was aborted (undefined when it was not, or the client left). */
   reason: unknown;
-  /** The request timeout (timeouts.requestMs). */
-  timer: NodeJS.Timeout | undefined;
   private aborted = false;
-  private abortRequest: ((error?: Error) => void) | undefined;
+  private controller: Dispatcher.DispatchController | undefined;
   private readonly chunks: Buffer[] = [];
   private ended = false;
 
-  constructor(
-    private readonly upstream: Upstream,
-    readonly job: GatewayCall,
-    readonly engine: EngineState<GatewayCall>,
-    readonly resolve: (outcome: AttemptOutcome) => void,
-    readonly reject: (error: unknown) => void,
-  ) {}
-
-  /** The client left. */
-  onAbort(): void {
-    this.abort(undefined);
-  }
+  constructor(private readonly done: (error: unknown) => void) {}
 
   abort(reason: unknown): void {
     if (this.aborted || this.ended) return;
     this.aborted = true;
     this.reason = reason;
-    this.abortRequest?.(abortError(reason));
+    this.controller?.abort(abortError(reason));
   }
 
   body(): Buffer {
     return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
   }
 
-  onConnect(abort: (error?: Error) => void): void {
-    this.abortRequest = abort;
-    if (this.aborted) abort(abortError(this.reason));
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    if (this.aborted) controller.abort(abortError(this.reason));
   }
 
-  onHeaders(statusCode: number, headers: Buffer[]): boolean {
-    if (statusCode < 200) return true; // 1xx: the answer is still to come
+  onResponseStart(_controller: Dispatcher.DispatchController, statusCode: number, headers: IncomingHttpHeaders): void {
+    if (statusCode < 200) return; // 1xx: the answer is still to come
     this.status = statusCode;
-    this.contentType = rawContentType(headers);
-    return true;
+    this.contentType = headerText(headers['content-type']);
   }
 
-  onData(chunk: Buffer): boolean {
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
     this.chunks.push(chunk);
-    return true;
   }
 
-  onComplete(): void {
+  onResponseEnd(): void {
     this.finish(undefined);
   }
 
-  onError(error: Error): void {
+  onResponseError(_controller: Dispatcher.DispatchController, error: Error): void {
     this.finish(error);
   }
 
   private finish(error: unknown): void {
     if (this.ended) return;
     this.ended = true;
-    this.upstream.answerEnded(this, error);
+    this.done(error);
   }
 }
 
@@ -187,11 +141,6 @@ function headerText(value: string | string[] | undefined): string | undefined {
   return Array.isArray(value) ? value[0] : value;
 }
 
-/** A whole answer's body as it goes to the client: as text when that is the same bytes (one write with the headers), else the bytes. */
-function passedOn(bytes: Buffer, text: string): string | Buffer {
-  return isUtf8(bytes) ? text : bytes;
-}
-
 export class Upstream {
   /** Each engine's connection pool and URL path prefix, by engine id. */
   private readonly links = new Map<number, { readonly pool: Pool; readonly base: string }>();
@@ -217,9 +166,23 @@ export class Upstream {
    */
   private runWhole(job: GatewayCall, engine: EngineState<GatewayCall>): Promise<AttemptOutcome> {
     return new Promise((resolve, reject) => {
-      const answer = new WholeAnswer(this, job, engine, resolve, reject);
-      job.clientGone.once('abort', answer);
-      answer.timer = setTimeout(abortOnTimeout, this.config.timeouts.requestMs, answer);
+      const answer = new WholeAnswer((error) => {
+        clearTimeout(timer);
+        job.clientGone.removeListener('abort', leave);
+        try {
+          resolve(error === undefined ? this.whole(job, engine, answer) : this.failed(job, engine, error, answer.reason));
+        } catch (thrown) {
+          // As an exception in `request()`'s path would be: a failed attempt (the scheduler's own catch past that).
+          try {
+            resolve(this.failed(job, engine, thrown, answer.reason));
+          } catch (again) {
+            reject(again);
+          }
+        }
+      });
+      const leave = () => answer.abort(undefined);
+      job.clientGone.once('abort', leave);
+      const timer = setTimeout(abortOnTimeout, this.config.timeouts.requestMs, answer);
       const link = this.link(engine);
       link.pool.dispatch(
         {
@@ -233,23 +196,6 @@ export class Upstream {
         answer,
       );
     });
-  }
-
-  /** A whole answer collected, or its attempt failed (`error`): the attempt's outcome. Called once per WholeAnswer. */
-  answerEnded(answer: WholeAnswer, error: unknown): void {
-    const { job, engine } = answer;
-    clearTimeout(answer.timer);
-    job.clientGone.removeListener('abort', answer);
-    try {
-      answer.resolve(error === undefined ? this.whole(job, engine, answer) : this.failed(job, engine, error, answer.reason));
-    } catch (thrown) {
-      // As an exception in `request()`'s path would be: a failed attempt (the scheduler's own catch past that).
-      try {
-        answer.resolve(this.failed(job, engine, thrown, answer.reason));
-      } catch (again) {
-        answer.reject(again);
-      }
-    }
   }
 
   /** A streamed call: over undici's `request()`, its body relayed chunk by chunk. */
@@ -324,16 +270,14 @@ export class Upstream {
     return this.answer(job, engine, answer.status, answerHeaders(answer.contentType, engine), answer.body());
   }
 
-  /** A whole answer: passed on (its body decoded once, for its usage and, when that is its bytes, as the text sent). */
-  private answer(job: GatewayCall, engine: EngineState<GatewayCall>, status: number, headers: Record<string, string>, bytes: Buffer): AttemptOutcome {
+  private answer(job: GatewayCall, engine: EngineState<GatewayCall>, status: number, headers: Record<string, string>, body: Buffer): AttemptOutcome {
     if (UNAVAILABLE_STATUSES.includes(status)) {
       return retry(`status_${status}`, status === STATUS.unavailable, `engine ${engine.name} answered ${status}`);
     }
     // 4xx and other 5xx: the engine's own answer, passed on as it is (a retry would fail the same way).
-    const text = bytes.toString('utf8');
-    job.settle({ kind: 'reply', status, headers, body: passedOn(bytes, text) });
+    job.settle({ kind: 'reply', status, headers, body });
     const failure = status >= 400 ? { reason: `status_${Math.floor(status / 100)}xx`, engineDown: false } : undefined;
-    return answered(job, usageOfText(text), failure);
+    return answered(job, usageOfBody(body), failure);
   }
 
   /** Passes a stream on chunk by chunk; reads its usage on the side. */
