@@ -5,6 +5,7 @@
 import * as http from 'node:http';
 import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
+import { ROUTING } from '../lib/constants';
 import { startGateway, type Gateway, type GatewayConfigInput } from '../lib/router/index';
 import { agentTurn, call, eventually, metricSum } from './helpers/gateway_requests';
 import { startStubUpstream, type StubUpstream, type StubUpstreamOptions } from './helpers/stub_upstream';
@@ -38,6 +39,18 @@ describe('routing', () => {
     const served: (string | null)[] = [];
     for (let i = 0; i < 4; i++) served.push((await call(gw.url, { session: 's1' })).engine);
     expect(served).toEqual(['e0', 'e1', 'e0', 'e1']);
+  });
+
+  it('counts the calls placed on each engine in its recent arrival rate (the stealing price reads it)', async () => {
+    const ups = await stubs({}, {});
+    const gw = await gateway({ policy: 'round-robin', engines: engines(ups) });
+    expect(gw.engines.map((e) => e.arrivalsPerS)).toEqual([0, 0]);
+    for (let i = 0; i < 4; i++) await call(gw.url, { session: 's1' });
+    // Two calls each within a second: 2 / tau, barely decayed.
+    for (const e of gw.engines) {
+      expect(e.arrivalsPerS).toBeGreaterThan(1.9 / ROUTING.arrivalRateTimeConstantS);
+      expect(e.arrivalsPerS).toBeLessThanOrEqual(2 / ROUTING.arrivalRateTimeConstantS);
+    }
   });
 
   it('affinity keeps a session on its home engine and spreads new sessions', async () => {

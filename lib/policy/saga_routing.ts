@@ -15,10 +15,10 @@
  *   (a call that has waited w in a queue that is not moving expects to wait about w more). The cost: the
  *   recompute (prefill on the thief with what it caches, minus prefill at home with what the home caches,
  *   from the engine's cost model, times one plus the calls on the thief and half those expected to arrive
- *   there during it: they share the iterations the recompute takes), plus what the move costs the sessions already on the thief (EngineView.displacementS:
- *   an engine holding whole sessions gives one up), less what staying would cost those at home (a session
- *   that lost its place at home pushes another out there when it comes back). A stolen call's session is homed on the thief from then
- *   on (its KV is built there).
+ *   there during it: they share the iterations the recompute takes), plus what the move costs the sessions
+ *   already on the thief (EngineView.displacementS: an engine holding whole sessions gives one up), less
+ *   what staying would cost those at home (a session that lost its place at home pushes another out there
+ *   when it comes back). A stolen call's session is homed on the thief from then on (its KV is built there).
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of

@@ -6,10 +6,10 @@
  */
 import { GATEWAY, ROUTING } from '../constants';
 import type { CallInfo, EngineView, WaitingInfo } from '../policy/types';
+import { ArrivalRate } from '../util/arrival_rate';
 import { BlockRecord } from './block_record';
 import type { EngineConfig } from './config';
 import { EngineRates } from './engine_rates';
-import { ArrivalRate } from '../util/arrival_rate';
 import { BLOCK_TOKENS } from './prompt_estimate';
 
 /** A call waiting in the gateway's queue for an engine, as the queue policy orders it. */

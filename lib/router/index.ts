@@ -35,8 +35,8 @@ export interface Gateway {
   readonly config: GatewayConfig;
   /** The policy objects in use (tests, reports). */
   readonly policies: GatewayPolicies;
-  /** Engine states by config order: up, calls in flight and queued (tests, reports). */
-  readonly engines: readonly { readonly name: string; readonly up: boolean; readonly inFlight: number; readonly queued: number }[];
+  /** Engine states by config order: up, calls in flight and queued, calls placed there per second lately (tests, reports). */
+  readonly engines: readonly { readonly name: string; readonly up: boolean; readonly inFlight: number; readonly queued: number; readonly arrivalsPerS: number }[];
   /** Prometheus text of the gateway's metrics. */
   metrics(): Promise<string>;
   /** Graceful shutdown: stops accepting, lets every accepted call finish, then closes. Idempotent. */
@@ -80,7 +80,8 @@ export async function startGateway(input: GatewayConfig | GatewayConfigInput, op
     config,
     policies,
     get engines() {
-      return engines.map((e) => ({ name: e.name, up: e.up, inFlight: e.inFlight, queued: e.queue.length }));
+      const nowS = scheduler.nowS();
+      return engines.map((e) => ({ name: e.name, up: e.up, inFlight: e.inFlight, queued: e.queue.length, arrivalsPerS: e.arrivalsPerS(nowS) }));
     },
     metrics: () => metrics.text(),
     close() {
