@@ -214,6 +214,39 @@ describe("an engine's predicted service and wait (the stealing test's delay save
     expect(paged.displacementS(newcomer)).toBe(0);
   });
 
+  it("prices the place a call holds for its whole service by the arrivals that find every place taken", () => {
+    const engine = taught('openai', 2);
+    const moved = gatewayCall(5, 1000);
+    // Nobody arriving: nobody waits for the place.
+    expect(engine.heldPlaceDelayS(moved, 0)).toBe(0);
+    for (let t = 0; t < 100; t += 0.5) engine.recordArrival(t); // ~2 calls/s
+    const serviceS = engine.rates.serviceS(1000, engine.rates.meanCompletionTokens);
+    const rate = engine.arrivalsPerS(100);
+    // One place left free after the move: E[max(0, N - 1)] for N ~ Poisson(rate * S), each waiting S/2.
+    const oneFree = engine.heldPlaceDelayS(moved, 100);
+    expect(oneFree).toBeCloseTo(((rate * serviceS - 1 + Math.exp(-rate * serviceS)) * serviceS) / 2, 9);
+    // A call running here takes that place: every arrival during S waits.
+    engine.recordRunning(job(gatewayCall(6, 100), 1), 100);
+    expect(engine.heldPlaceDelayS(moved, 100)).toBeCloseTo((rate * serviceS * serviceS) / 2, 9);
+    expect(engine.heldPlaceDelayS(moved, 100)).toBeGreaterThan(oneFree);
+    // A cached prompt holds the place for less time.
+    engine.recordSent(moved.blockHashes);
+    expect(engine.heldPlaceDelayS(moved, 100)).toBeLessThan((rate * serviceS * serviceS) / 2);
+  });
+
+  it('credits a queued call leaving with what the calls behind it gain, and nothing to one at the back', () => {
+    const engine = taught('openai', 2);
+    const calls = [gatewayCall(1, 1000), gatewayCall(2, 1000), gatewayCall(3, 1000)];
+    for (const c of calls) engine.queue.push(job(c));
+    const serviceS = engine.rates.serviceS(1000, engine.rates.meanCompletionTokens);
+    // Two behind the first, sharing two places: each sent S/2 sooner.
+    expect(engine.departureGainS(calls[0])).toBeCloseTo((2 * serviceS) / 2, 9);
+    expect(engine.departureGainS(calls[1])).toBeCloseTo(serviceS / 2, 9);
+    expect(engine.departureGainS(calls[2])).toBe(0);
+    // A call not queued here.
+    expect(engine.departureGainS(gatewayCall(4, 1000))).toBe(0);
+  });
+
   it('reports the calls placed on it lately, at ROUTING.arrivalRateTimeConstantS', () => {
     const engine = taught();
     expect(engine.arrivalsPerS(0)).toBe(0);

@@ -11,6 +11,8 @@ interface FakeEngine extends EngineView {
   admissionWaitS?: (call: CallInfo | undefined, nowS: number) => number;
   displacementS?: (call: CallInfo) => number;
   arrivalsPerS?: (nowS: number) => number;
+  heldPlaceDelayS?: (call: CallInfo, nowS: number) => number;
+  departureGainS?: (call: CallInfo) => number;
   waiting: WaitingInfo[];
   cached: Set<bigint>;
   free: number;
@@ -225,6 +227,31 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     const engines = [victim, thief];
     const r = waitingAtHome(a, victim, engines);
     for (const h of a.blockHashes) thief.cached.add(h);
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+  });
+
+  it('counts what the place the moved call holds on the thief makes its arrivals wait', () => {
+    const a = call(1, 0, 100); // 0.16 s to recompute on the thief
+    const victim = predicting(0, () => 1);
+    const thief = predicting(1, () => 0);
+    const engines = [victim, thief];
+    const r = waitingAtHome(a, victim, engines);
+    // Saves 1 s; costs 0.16 s of recompute and 0.9 s of waits for the place on the thief: stay.
+    thief.heldPlaceDelayS = () => 0.9;
+    expect(r.steal(thief, engines, 1)).toBeUndefined();
+    thief.heldPlaceDelayS = () => 0.5;
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+  });
+
+  it('credits what the calls queued behind the moved call at home gain', () => {
+    const a = call(1, 0, 1000); // 1.6 s to recompute on the thief
+    const victim = predicting(0, () => 1);
+    const thief = predicting(1, () => 0);
+    const engines = [victim, thief];
+    const r = waitingAtHome(a, victim, engines);
+    // Saves 1 s against 1.6 s of recompute: stay, unless the calls behind it at home gain 0.8 s.
+    expect(r.steal(thief, engines, 1)).toBeUndefined();
+    victim.departureGainS = (c) => (c === a ? 0.8 : 0);
     expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
   });
 

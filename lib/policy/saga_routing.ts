@@ -18,7 +18,10 @@
  *   there during it: they share the iterations the recompute takes), plus what the move costs the sessions
  *   already on the thief (EngineView.displacementS: an engine holding whole sessions gives one up), less
  *   what staying would cost those at home (a session that lost its place at home pushes another out there
- *   when it comes back). A stolen call's session is homed on the thief from then on (its KV is built there).
+ *   when it comes back); plus the wait of the calls arriving on the thief while the moved call holds one of
+ *   its places for its whole service, prefill and decode (EngineView.heldPlaceDelayS), less what the calls
+ *   queued behind it at home gain when it leaves (EngineView.departureGainS). A stolen call's session is
+ *   homed on the thief from then on (its KV is built there).
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of
@@ -105,12 +108,16 @@ function oldestOf(waiting: readonly WaitingInfo[]): WaitingInfo {
  * which delays the moved call, every call already there (they share its iterations), and the calls that
  * arrive there while it runs (at the engine's recent arrival rate, each delayed half of it on average);
  * plus the session it may push out there, less the one it would push out at home (a session that lost its
- * place at home displaces another there too).
+ * place at home displaces another there too); plus what the place it holds there for its whole service
+ * makes the calls arriving there wait, less what leaving the home queue gives the calls behind it there.
  */
 function moveCostS(engine: EngineView, home: EngineView, call: CallInfo, nowS: number): number {
   const extraPrefillS = costAt(engine, call) - costAt(home, call);
   const arrivingDuring = Math.max(0, extraPrefillS) * (engine.arrivalsPerS?.(nowS) ?? 0);
-  return extraPrefillS * (1 + engine.outstandingCalls() + arrivingDuring / 2) + (engine.displacementS?.(call) ?? 0) - (home.displacementS?.(call) ?? 0);
+  const recomputeS = extraPrefillS * (1 + engine.outstandingCalls() + arrivingDuring / 2);
+  const sessionsS = (engine.displacementS?.(call) ?? 0) - (home.displacementS?.(call) ?? 0);
+  const placesS = (engine.heldPlaceDelayS?.(call, nowS) ?? 0) - (home.departureGainS?.(call) ?? 0);
+  return recomputeS + sessionsS + placesS;
 }
 
 /** Prefill seconds of `call` on `engine`, given what that engine caches of its prompt. */

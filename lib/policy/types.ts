@@ -68,6 +68,17 @@ export interface EngineView {
    * calls that arrive during it as well as those already here. Absent: the arrivals are not counted.
    */
   arrivalsPerS?(nowS: number): number;
+  /**
+   * Optional: seconds the calls expected to arrive here would wait, in all, because `call` holds one of
+   * the engine's places for its whole expected service (prefill and decode), where the engine bounds its
+   * calls in flight. Absent: 0.
+   */
+  heldPlaceDelayS?(call: CallInfo, nowS: number): number;
+  /**
+   * Optional: seconds the calls queued here behind `call` (one of its waiting calls) would gain, in all,
+   * if it left the queue: each is sent sooner by its share of the place it would have held. Absent: 0.
+   */
+  departureGainS?(call: CallInfo): number;
 }
 
 /** A call waiting in an engine's queue. */

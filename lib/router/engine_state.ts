@@ -7,6 +7,7 @@
 import { GATEWAY, ROUTING } from '../constants';
 import type { CallInfo, EngineView, WaitingInfo } from '../policy/types';
 import { ArrivalRate } from '../util/arrival_rate';
+import { poissonExcess } from '../util/poisson_excess';
 import { BlockRecord } from './block_record';
 import type { EngineConfig } from './config';
 import { EngineRates } from './engine_rates';
@@ -168,6 +169,26 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
 
   arrivalsPerS(nowS: number): number {
     return this.arrivals.perS(nowS);
+  }
+
+  /**
+   * `call` holds one of the `capacity` places for its expected service S; the calls arriving meanwhile (at
+   * the recent rate, taken as Poisson) beyond the places still free then wait, each about S/2 (it ends at
+   * a uniform point of their wait). Calls ending here during S free places too, so this errs high.
+   */
+  heldPlaceDelayS(call: CallInfo, nowS: number): number {
+    const serviceS = this.expectedServiceS(call, undefined);
+    const freeAfter = Math.max(0, this.config.capacity - this.running.length - this.queue.length - 1);
+    return (poissonExcess(this.arrivalsPerS(nowS) * serviceS, freeAfter) * serviceS) / 2;
+  }
+
+  /** Each call queued behind `call` is sent sooner by about its expected service over the places that serve the queue. */
+  departureGainS(call: CallInfo): number {
+    const target = this.queue.find((q) => q.call === call);
+    if (target === undefined) return 0;
+    let behind = 0;
+    for (const q of this.queue) if (q !== target && queuedBefore(target, q)) behind++;
+    return behind === 0 ? 0 : (behind * this.expectedServiceS(call, target.maxTokens)) / this.config.capacity;
   }
 
   /** Seconds `call` is expected to take here: prefill of what this engine does not cache, and its output. */
