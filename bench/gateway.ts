@@ -2,7 +2,8 @@
  * Bench of `saga serve` (issue 6), in two parts:
  *
  * 1. Added latency. A stub upstream that answers at once (a minimal Fastify server, writeStubLauncher) and
- *    the gateway (`saga serve`, one engine: the stub) each run in a child process; this process sends
+ *    the gateway (`saga serve`, one engine: the stub; by default compiled to dist/ first and run from there,
+ *    as the package's `saga` bin runs it) each run in a child process; this process sends
  *    POST /v1/chat/completions at fixed overall rates, first to the stub directly, then through the
  *    gateway, and the two latency distributions are compared (added = gateway - direct, per quantile).
  *    Two load generators: autocannon (overallRate; its rate limit makes bursts, see CONNECTIONS) and an
@@ -23,6 +24,7 @@
  *   npm run bench:gateway -- --quick        a smoke test of both (~1.5 minutes)
  *   npm run bench:gateway -- --part latency [--rates 1000] [--latency-policy round-robin] [--generators paced] [--seconds 10]
  *                                          [--pin] [--gateway-node-options "--max-semi-space-size=16"] [--latency-dump DIR]
+ *                                          [--gateway-code dist|source]
  *   npm run bench:gateway -- --part tct [--seed 2] [--policies saga,affinity] [--saga-prefill 1]
  *
  * The machine is shared (2 cores here): autocannon, the gateway and the stub share them in part 1, three
@@ -49,6 +51,7 @@ import {
   fleetGatewayConfig,
   startEngineFleet,
   startTsProcess,
+  writeCliLauncher,
   writeFleetFiles,
   type CallRecord,
   type CliProcess,
@@ -156,6 +159,8 @@ interface Options {
   readonly gatewayNodeOptions: readonly string[];
   /** Part 1: a folder to write each measured load's requests to (paced: send time and latency, ms), for diagnosis. */
   readonly latencyDump: string | undefined;
+  /** Part 1: the gateway as the package's bin runs it (compiled dist/, built first) or from source through tsx. */
+  readonly gatewayCode: 'dist' | 'source';
   readonly tct: TctConfig;
 }
 
@@ -171,6 +176,7 @@ function readOptions(argv: readonly string[]): Options {
     .option('--pin', 'part 1: the gateway on CPU 1, the stub and this process (the load generators) on CPU 0 (taskset, Linux; skipped with a note where it is missing)')
     .option('--gateway-node-options <flags>', 'part 1: node options for the gateway process, space-separated (e.g. "--max-semi-space-size=16")')
     .option('--latency-dump <dir>', 'part 1: write every measured 2xx request to DIR/<generator>-<rate>-<direct|gateway>.tsv (paced: send time and latency in ms; autocannon: latency)')
+    .option('--gateway-code <form>', 'part 1: dist (default: the gateway as `saga serve` runs it, compiled; dist/ is built first) or source (lib/ through tsx)')
     .option('--seed <S>', 'seed of the workload (part 2)')
     .option('--tasks <N>', 'agent programs in the workload (part 2)')
     .option('--policies <list>', `gateway policies of part 2, comma-separated (${GATEWAY_POLICIES.join(', ')})`)
@@ -187,6 +193,7 @@ function readOptions(argv: readonly string[]): Options {
     pin?: boolean;
     gatewayNodeOptions?: string;
     latencyDump?: string;
+    gatewayCode?: string;
     seed?: string;
     tasks?: string;
     policies?: string;
@@ -194,6 +201,7 @@ function readOptions(argv: readonly string[]): Options {
     measuredPrefill?: boolean;
   }>();
   if (o.part !== undefined && o.part !== 'latency' && o.part !== 'tct') throw new Error(`--part must be latency or tct, got ${o.part}`);
+  if (o.gatewayCode !== undefined && o.gatewayCode !== 'dist' && o.gatewayCode !== 'source') throw new Error(`--gateway-code must be dist or source, got ${o.gatewayCode}`);
   const quick = o.quick === true;
   const base = quick ? { ...TCT_DEFAULTS, ...TCT_QUICK } : TCT_DEFAULTS;
   const int = (text: string | undefined, fallback: number) => {
@@ -225,6 +233,7 @@ function readOptions(argv: readonly string[]): Options {
     pin: o.pin === true,
     gatewayNodeOptions: o.gatewayNodeOptions === undefined ? [] : o.gatewayNodeOptions.split(/\s+/).filter((f) => f !== ''),
     latencyDump: o.latencyDump,
+    gatewayCode: (o.gatewayCode ?? 'dist') as 'dist' | 'source',
     tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill, measuredPrefillRun: o.measuredPrefill === true || base.measuredPrefillRun },
   };
 }
@@ -414,7 +423,9 @@ async function latencyPart(options: Options): Promise<void> {
     const config = fleetGatewayConfig([stubUrl], { policy: latencyPolicy, capacity: STUB_CAPACITY, tenants: [{ name: 'bench', weight: 1 }], maxQueuedPerEngine: STUB_MAX_QUEUED, kind: 'openai' });
     fs.writeFileSync(configFile, JSON.stringify(config));
     const gatewayArgs = ['serve', '--config', configFile, '--port', '0'];
-    const gateway = await startTsProcess(files.launcher, gatewayArgs, /^saga serve: listening on (http:\/\/\S+)/, undefined, options.gatewayNodeOptions);
+    if (options.gatewayCode === 'dist') buildDist();
+    const launcher = options.gatewayCode === 'dist' ? writeCliLauncher(files.dir, true) : files.launcher;
+    const gateway = await startTsProcess(launcher, gatewayArgs, /^saga serve: listening on (http:\/\/\S+)/, undefined, options.gatewayNodeOptions);
     children.push(gateway);
     const gatewayUrl = gateway.ready[1];
     const pinning = pinProcesses(options.pin, pidOf(gateway), pidOf(stub));
@@ -428,6 +439,7 @@ async function latencyPart(options: Options): Promise<void> {
     say(`  and an open-loop generator in this file that sends at an even pace (undici Pool of ${PACED_CONNECTIONS} connections)`);
     say(`- stub and gateway (\`saga serve\`, policy ${latencyPolicy}, one engine of kind openai: the stub) each in a child process, the load generators in the bench process`);
     say(`- CPUs: ${pinning.layout}`);
+    say(`- gateway code: ${options.gatewayCode === 'dist' ? 'dist/, compiled by tsc (as the `saga` bin runs it)' : 'lib/ from source, through tsx'}`);
     say(`- gateway node options: ${options.gatewayNodeOptions.length === 0 ? 'none' : options.gatewayNodeOptions.join(' ')}`);
     say('- latency: per 2xx response (autocannon: its `response` events, float ms, not its whole-ms histogram); added = through the gateway - direct, per quantile');
     say();
@@ -463,6 +475,13 @@ async function latencyPart(options: Options): Promise<void> {
     for (const child of children.reverse()) await child.stop();
     files.remove();
   }
+}
+
+/** Compiles lib/ to dist/ (tsconfig.build.json), so that the gateway measured is the current code as the `saga` bin runs it. */
+function buildDist(): void {
+  progress('building dist/ (tsc -p tsconfig.build.json) for the gateway');
+  const tsc = spawnSync(process.execPath, [require.resolve('typescript/bin/tsc', { paths: [REPO] }), '-p', 'tsconfig.build.json'], { cwd: REPO, encoding: 'utf8' });
+  if (tsc.error !== undefined || tsc.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed: ${tsc.error?.message ?? tsc.stdout + tsc.stderr}`);
 }
 
 /** A load's 2xx requests, one a line: send time (ms after the load's start, paced only) and latency (ms). */

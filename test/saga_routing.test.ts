@@ -8,6 +8,7 @@ import { AffinityStealingRouting } from '../lib/policy/saga_routing';
 import type { CallInfo, EngineView, WaitingInfo } from '../lib/policy/types';
 
 interface FakeEngine extends EngineView {
+  places?: number;
   admissionWaitS?: (call: CallInfo | undefined, nowS: number) => number;
   displacementS?: (call: CallInfo) => number;
   arrivalsPerS?: (nowS: number) => number;
@@ -253,6 +254,45 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     expect(r.steal(thief, engines, 1)).toBeUndefined();
     victim.departureGainS = (c) => (c === a ? 0.8 : 0);
     expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+  });
+
+  it('moves a session onto an engine with fewer places than its sessions only when that balances them', () => {
+    const a = call(1, 0, 100); // 0.16 s to recompute: the move pays, whatever the engines' sessions
+    const victim = predicting(0, () => 5);
+    const thief = predicting(1, () => 0);
+    const engines = [victim, thief];
+    const r = waitingAtHome(a, victim, engines);
+    /** Homes `n` more live sessions (numbered from 1,000) on engine `id`. */
+    let next = 1_000;
+    const crowd = (id: number, n: number) => {
+      for (let k = 0; k < n; k++, next++) {
+        r.route(call(next, 0, 1), engines, 0);
+        r.moveHome(next, id);
+      }
+    };
+    crowd(1, 2);
+    crowd(0, 2);
+    // Thief: 2 sessions, and 2 places. With the moved one it would home 3 > 2 places, and not fewer than the 3 at home: stay.
+    thief.places = 2;
+    expect(r.steal(thief, engines, 1)).toBeUndefined();
+    // A batching engine (no count of places) shares iterations instead: the price decides, go.
+    thief.places = undefined;
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+    r.moveHome(1, 0);
+    // Places for every session and the newcomer: go.
+    thief.places = 3;
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+    r.moveHome(1, 0);
+    // Too few places, but the home has 4 sessions to the thief's 3 with it: it balances them, go.
+    thief.places = 2;
+    crowd(0, 1);
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+    // The same test at arrival: a call of engine 0's session 1,002 stays (the thief would home 4, as many as the home).
+    r.moveHome(1, 0);
+    crowd(1, 1);
+    expect(r.route(call(1_002, 1, 100, 2), engines, 2)).toBe(0);
+    thief.places = undefined;
+    expect(r.route(call(1_002, 2, 100, 3), engines, 3)).toBe(1);
   });
 
   it('moves a returning call at arrival when its home is predicted busy for longer than the move costs', () => {

@@ -22,11 +22,17 @@
  *   its places for its whole service, prefill and decode (EngineView.heldPlaceDelayS), less what the calls
  *   queued behind it at home gain when it leaves (EngineView.departureGainS). A stolen call's session is
  *   homed on the thief from then on (its KV is built there).
+ * - Under-loaded means fewer sessions, where places are few: onto an engine that bounds its calls by a count
+ *   of places (EngineView.places, a gateway's capacity) fewer than its live sessions and the newcomer, a
+ *   session moves (at arrival or by a steal) only when the move balances them. Such an engine looks idle
+ *   while its sessions are in tool calls; on the gateway's three-engine bench, moves onto it cost its own
+ *   sessions more than they saved (bench/RESULTS.md). The simulator's batching engines have no such count.
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of
- * live sessions grows only by returning sessions; queued calls never sit while an engine able to admit
- * them is idle for longer than the recompute cost of moving them (plus one stealing interval).
+ * live sessions grows only by returning sessions; on batching engines, queued calls never sit while an
+ * engine able to admit them is idle for longer than the recompute cost of moving them (plus one stealing
+ * interval).
  */
 import type { CallInfo, EngineView, RoutingPolicy, Steal, WaitingInfo } from './types';
 import { SessionAffinityRouting } from './vllm';
@@ -46,7 +52,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
     let best = home;
     let bestGain = 0;
     for (const engine of engines) {
-      if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call)) continue;
+      if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call) || !this.mayMove(engine, home)) continue;
       const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, homeEngine, call, nowS);
       if (gain > bestGain) {
         best = engine.id;
@@ -67,7 +73,8 @@ export class AffinityStealingRouting implements RoutingPolicy {
       if (waiting.length === 0) continue;
       for (const w of victim.admissionWaitS === undefined ? [oldestOf(waiting)] : waiting) {
         const savedS = victim.admissionWaitS?.(w.call, nowS) ?? nowS - w.enqueuedS;
-        if (blocksFor(thief, w.call) > room) continue;
+        // A steal rehomes the call's session (homed on the victim, unless its home went down meanwhile).
+        if (blocksFor(thief, w.call) > room || !this.mayMove(thief, this.affinity.homeOf(w.call.session) ?? victim.id)) continue;
         const gain = savedS - moveCostS(thief, victim, w.call, nowS);
         if (gain > bestGain) {
           best = { from: victim.id, call: w.call };
@@ -77,6 +84,19 @@ export class AffinityStealingRouting implements RoutingPolicy {
     }
     if (best !== undefined) this.affinity.moveHome(best.call.session, thief.id);
     return best;
+  }
+
+  /**
+   * Whether a session may move from engine `home` to `target`. Where the target bounds its calls by a
+   * count of places (EngineView.places) that its live sessions and the newcomer would outnumber, only
+   * when the move balances load: the target, with the session, still homes fewer live sessions than the
+   * home did. Such an engine is idle only while its sessions are in tool calls; they come back to find
+   * the moved session holding a place for its whole service. A batching engine shares its iterations
+   * instead, which the price counts.
+   */
+  private mayMove(target: EngineView, home: number): boolean {
+    const sessions = this.affinity.liveSessions(target.id) + 1;
+    return target.places === undefined || sessions <= target.places || sessions < this.affinity.liveSessions(home);
   }
 
   observe(event: PolicyEvent): void {

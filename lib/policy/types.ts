@@ -37,6 +37,11 @@ export interface EngineView {
   readonly id: number;
   /** Tokens per KV block. */
   readonly blockSize: number;
+  /**
+   * Optional: calls it runs at once, where it bounds them by a count (a gateway's capacity per engine: a
+   * llama.cpp slot, a saga engine sequence). Absent: bounded by KV blocks alone (a batching engine).
+   */
+  readonly places?: number;
   /** Calls on the engine: running plus waiting. */
   outstandingCalls(): number;
   /** Prompt tokens of the calls still waiting to be admitted. */

@@ -63,6 +63,11 @@ export class SessionAffinityRouting implements RoutingPolicy {
     return best;
   }
 
+  /** Live sessions homed on engine `engineId`. */
+  liveSessions(engineId: number): number {
+    return this.sessions[engineId] ?? 0;
+  }
+
   /** The session's home engine, if it has one. */
   homeOf(session: number): number | undefined {
     return this.home.get(session);

@@ -80,6 +80,11 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     this.holdsSessions = SESSION_SLOT_KINDS.has(config.kind);
   }
 
+  /** Calls in flight it may have: the gateway's bound (EngineView.places). */
+  get places(): number {
+    return this.config.capacity;
+  }
+
   get name(): string {
     return this.config.name;
   }

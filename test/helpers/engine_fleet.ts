@@ -59,16 +59,17 @@ function track(child: ChildProcess): void {
 }
 
 /**
- * A script that runs `saga` from source, and exits when its parent's end of stdin closes (the parent
- * died or let go), so that no engine outlives the test that started it.
+ * A script that runs `saga` from source (a .ts launcher, run through tsx), or as the package's bin runs it,
+ * from the compiled dist/ (`compiled`: a .js launcher; dist/ must be built), and exits when its parent's
+ * end of stdin closes (the parent died or let go), so that no engine outlives the test that started it.
  */
-function writeCliLauncher(dir: string): string {
-  const file = path.join(dir, 'saga-cli.ts');
-  const cli = JSON.stringify(path.join(REPO, 'lib', 'cli'));
+export function writeCliLauncher(dir: string, compiled = false): string {
+  const file = path.join(dir, compiled ? 'saga-cli.js' : 'saga-cli.ts');
+  const cli = JSON.stringify(compiled ? path.join(REPO, 'dist', 'lib', 'cli.js') : path.join(REPO, 'lib', 'cli'));
   fs.writeFileSync(
     file,
     [
-      `import { main } from ${cli};`,
+      compiled ? `const { main } = require(${cli});` : `import { main } from ${cli};`,
       `process.stdin.on('end', () => process.exit(0));`,
       `process.stdin.resume();`,
       `main(process.argv.slice(2)).then((code) => process.exit(code), (err) => { console.error(err); process.exit(1); });`,
@@ -94,8 +95,9 @@ export interface CliProcess {
 }
 
 /**
- * Runs `node [NODE_ARGS] --import tsx SCRIPT ARGS` from the repository root and resolves once a line of its
- * stdout matches `ready`; rejects (the child killed) if it exits first or `timeoutMs` passes.
+ * Runs `node [NODE_ARGS] --import tsx SCRIPT ARGS` (a .js script without tsx) from the repository root and
+ * resolves once a line of its stdout matches `ready`; rejects (the child killed) if it exits first or
+ * `timeoutMs` passes.
  */
 export async function startTsProcess(
   script: string,
@@ -104,7 +106,8 @@ export async function startTsProcess(
   timeoutMs = DEFAULT_START_TIMEOUT_MS,
   nodeArgs: readonly string[] = [],
 ): Promise<CliProcess> {
-  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', script, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
+  const loader = script.endsWith('.js') ? [] : ['--import', 'tsx'];
+  const child = spawn(process.execPath, [...nodeArgs, ...loader, script, ...args], { cwd: REPO, stdio: ['pipe', 'pipe', 'pipe'] });
   track(child);
   const exited = new Promise<void>((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) resolve();
