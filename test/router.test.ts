@@ -105,6 +105,26 @@ describe('routing', () => {
     expect(saga.steals).toBeLessThanOrEqual(1);
   });
 
+  it("saga does not move a session onto an idle engine whose places its own sessions fill (they are in tool calls)", async () => {
+    // e0 is slow and takes one call at a time; e1 is quick, has one place, and homes session t.
+    const ups = await stubs({ delayMs: 800 }, {});
+    const gw = await gateway({ policy: 'saga', engines: [{ name: 'e0', url: ups[0].url, kind: 'openai', capacity: 1 }, { name: 'e1', url: ups[1].url, kind: 'openai', capacity: 1 }] });
+    const first = call(gw.url, { session: 's', body: agentTurn('s', 1) });
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect((await call(gw.url, { session: 't', body: agentTurn('t', 1) })).engine).toBe('e1');
+    // s's next call finds its home busy and e1 idle, but e1 with s would home 2 sessions for 1 place, and
+    // no fewer than e0: it waits at home.
+    const second = call(gw.url, { session: 's', body: agentTurn('s', 2) });
+    const answers = await Promise.all([first, second]);
+    expect(answers.map((a) => [a.status, a.engine])).toEqual([
+      [200, 'e0'],
+      [200, 'e0'],
+    ]);
+    const metrics = await gw.metrics();
+    expect(metricSum(metrics, 'saga_gateway_session_routes_total', 'outcome="moved"')).toBe(0);
+    expect(metricSum(metrics, 'saga_gateway_steals_total')).toBe(0);
+  });
+
   it('saga orders the queue by fair share: a flooding tenant does not make another wait behind all its calls', async () => {
     const position = async (policy: 'affinity' | 'saga') => {
       const [up] = await stubs({ delayMs: 40 });
