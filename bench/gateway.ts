@@ -25,7 +25,7 @@
  *   npm run bench:gateway -- --part latency [--rates 1000] [--latency-policy round-robin] [--generators paced] [--seconds 10]
  *                                          [--pin] [--gateway-node-options "--max-semi-space-size=16"] [--latency-dump DIR]
  *                                          [--gateway-code dist|source]
- *   npm run bench:gateway -- --part tct [--seed 2] [--policies saga,affinity] [--saga-prefill 1]
+ *   npm run bench:gateway -- --part tct [--seed 2] [--policies saga,affinity] [--saga-prefill 1] [--end-sessions]
  *
  * The machine is shared (2 cores here): autocannon, the gateway and the stub share them in part 1, three
  * engines and the gateway in part 2. Wall-clock timings move with whatever else runs.
@@ -109,6 +109,8 @@ interface TctConfig {
   readonly measuredPrefillRun: boolean;
   /** More saga runs, with the engines' prefillTokensPerS at each of these rates. */
   readonly sagaPrefill: readonly number[];
+  /** The agents tell the gateway when their program ends (DELETE /saga/sessions/:id after its last answer). */
+  readonly endSessions: boolean;
 }
 
 const TCT_DEFAULTS: TctConfig = {
@@ -126,6 +128,7 @@ const TCT_DEFAULTS: TctConfig = {
   policies: ['saga', 'round-robin', 'affinity'],
   measuredPrefillRun: false,
   sagaPrefill: [],
+  endSessions: false,
 };
 const TCT_QUICK: Partial<TctConfig> = { preset: 'tiny', tasks: 6, ratePerS: 1, timeScale: 0.02, measuredPrefillRun: false };
 /** Prefill measurement: a cold prompt of this many tokens (one word each), max_tokens 1, this many times (median kept). */
@@ -181,6 +184,7 @@ function readOptions(argv: readonly string[]): Options {
     .option('--tasks <N>', 'agent programs in the workload (part 2)')
     .option('--policies <list>', `gateway policies of part 2, comma-separated (${GATEWAY_POLICIES.join(', ')})`)
     .option('--measured-prefill', "part 2: one more saga run with the engines' prefillTokensPerS (the learned rates' prior) at the rate measured on the isolated engine")
+    .option('--end-sessions', 'part 2: each agent tells the gateway when its program ended (DELETE /saga/sessions/:id after its last answer); without it, sessions end by idle expiry (30 min: never within a run)')
     .option('--saga-prefill <list>', 'part 2: more saga runs, with the engines\' prefillTokensPerS at each of these rates (1: stealing never pays)')
     .parse(argv, { from: 'user' });
   const o = program.opts<{
@@ -199,6 +203,7 @@ function readOptions(argv: readonly string[]): Options {
     policies?: string;
     sagaPrefill?: string;
     measuredPrefill?: boolean;
+    endSessions?: boolean;
   }>();
   if (o.part !== undefined && o.part !== 'latency' && o.part !== 'tct') throw new Error(`--part must be latency or tct, got ${o.part}`);
   if (o.gatewayCode !== undefined && o.gatewayCode !== 'dist' && o.gatewayCode !== 'source') throw new Error(`--gateway-code must be dist or source, got ${o.gatewayCode}`);
@@ -234,7 +239,7 @@ function readOptions(argv: readonly string[]): Options {
     gatewayNodeOptions: o.gatewayNodeOptions === undefined ? [] : o.gatewayNodeOptions.split(/\s+/).filter((f) => f !== ''),
     latencyDump: o.latencyDump,
     gatewayCode: (o.gatewayCode ?? 'dist') as 'dist' | 'source',
-    tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill, measuredPrefillRun: o.measuredPrefill === true || base.measuredPrefillRun },
+    tct: { ...base, seed: int(o.seed, base.seed), tasks: int(o.tasks, base.tasks), policies, sagaPrefill, measuredPrefillRun: o.measuredPrefill === true || base.measuredPrefillRun, endSessions: o.endSessions === true || base.endSessions },
   };
 }
 
@@ -582,7 +587,7 @@ async function runPolicy(policyRun: PolicyRun, workload: Workload, config: TctCo
     const gateway = await startGateway(gatewayConfig);
     try {
       const records: CallRecord[] = [];
-      const send = agentSender({ url: gateway.url, model: fleet.modelId, records });
+      const send = agentSender({ url: gateway.url, model: fleet.modelId, records, endSessions: config.endSessions });
       const run = await runAgentWorkload(workload, send);
       const gatewayMetrics = await (await fetch(`${gateway.url}/metrics`)).text();
       return {
@@ -617,6 +622,7 @@ async function tctPart(config: TctConfig): Promise<void> {
   say(`- engines: ${config.engines} x saga engine --policy ${config.enginePolicy}, model random ${config.preset} (${RANDOM_MODEL_PRESETS[config.preset].description}),`);
   say(`  --threads 1, --sequences ${config.sequences}, --context ${config.contextTokens}; fresh engines per gateway policy (cold caches); gateway in the bench process, capacity ${config.capacity} per engine`);
   say(`- workload: mixed, tenants ${TENANTS.map((t) => `${t.name} (${t.kind}, share ${t.share}, weight ${t.weight})`).join(' and ')}, ${config.tasks} tasks at ${config.ratePerS} tasks/s, seed ${config.seed}`);
+  say(`- program ends: ${config.endSessions ? 'each agent ends its session after its last answer (--end-sessions: DELETE /saga/sessions/:id)' : 'not told (sessions end by idle expiry, 30 min: none within a run)'}`);
   say(`  scaled: ${workload.name}; ${workload.tasks.length} tasks, ${calls} calls; replayed in real time (runAgentWorkload), /v1/completions with identity headers, ignore_eos`);
   say('- isolated TCT: each task alone on one more fresh engine, its calls back to back, plus its tool gaps; slowdown = TCT / isolated');
   if (config.measuredPrefillRun || config.sagaPrefill.length > 0) {

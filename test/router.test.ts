@@ -125,6 +125,39 @@ describe('routing', () => {
     expect(metricSum(metrics, 'saga_gateway_steals_total')).toBe(0);
   });
 
+  it('a program ended by its client (DELETE /saga/sessions/:id) stops counting on its engine at once', async () => {
+    const homeOfNext = async (end: boolean) => {
+      const ups = await stubs({}, {});
+      const gw = await gateway({ policy: 'affinity', engines: engines(ups) });
+      expect((await call(gw.url, { session: 'a', body: agentTurn('a', 1) })).engine).toBe('e0');
+      if (end) expect((await fetch(`${gw.url}/saga/sessions/a`, { method: 'DELETE' })).status).toBe(204);
+      const next = (await call(gw.url, { session: 'b', body: agentTurn('b', 1) })).engine;
+      return { next, ended: metricSum(await gw.metrics(), 'saga_gateway_sessions_ended_total', 'reason="client"') };
+    };
+    // e0 homes a until it ends: the next program goes to e1; once a ended, e0 is as free as e1 again.
+    expect(await homeOfNext(false)).toEqual({ next: 'e1', ended: 0 });
+    expect(await homeOfNext(true)).toEqual({ next: 'e0', ended: 1 });
+  });
+
+  it('refuses to end a session that is unknown, badly named or still has a call to answer, and keeps it', async () => {
+    const [up] = await stubs({ delayMs: 300 });
+    const gw = await gateway({ policy: 'saga', engines: engines([up]) });
+    const del = async (id: string) => {
+      const r = await fetch(`${gw.url}/saga/sessions/${encodeURIComponent(id)}`, { method: 'DELETE' });
+      return { status: r.status, code: ((await r.json()) as { error: { code: string | null } }).error.code };
+    };
+    expect(await del('nobody')).toEqual({ status: 404, code: 'session_not_found' });
+    expect((await del('a\u0001b')).status).toBe(400);
+    const pending = call(gw.url, { session: 's', body: agentTurn('s', 1) });
+    await eventually(async () => metricSum(await gw.metrics(), 'saga_gateway_in_flight') === 1);
+    expect(await del('s')).toEqual({ status: 409, code: 'session_busy' });
+    expect((await pending).status).toBe(200);
+    // Still known after the refusal: it ends once its call is answered, and then it is gone.
+    expect((await fetch(`${gw.url}/saga/sessions/s`, { method: 'DELETE' })).status).toBe(204);
+    expect(await del('s')).toEqual({ status: 404, code: 'session_not_found' });
+    expect(metricSum(await gw.metrics(), 'saga_gateway_sessions_ended_total')).toBe(1);
+  });
+
   it('saga orders the queue by fair share: a flooding tenant does not make another wait behind all its calls', async () => {
     const position = async (policy: 'affinity' | 'saga') => {
       const [up] = await stubs({ delayMs: 40 });

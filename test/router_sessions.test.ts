@@ -27,6 +27,29 @@ describe('the gateway session table', () => {
     expect(table.size).toBe(2);
   });
 
+  it("ends a session at its client's word only once every call it entered is settled", () => {
+    const table = new SessionTable();
+    expect(table.end('a')).toBe('unknown');
+    const first = visit(table, 'a', 0);
+    const second = visit(table, 'a', 1);
+    expect(table.end('a')).toBe('open');
+    table.settled('a', first.session);
+    expect(table.end('a')).toBe('open');
+    table.settled('a', second.session);
+    // Settling more than entered changes nothing.
+    table.settled('a', second.session);
+    expect(table.end('a')).toBe(second);
+    expect(table.size).toBe(0);
+    expect(table.end('a')).toBe('unknown');
+    // The id starts a new session; a late settlement of the old one does not close the new one's call.
+    const next = visit(table, 'a', 2);
+    expect(next.session).not.toBe(first.session);
+    table.settled('a', first.session);
+    expect(table.end('a')).toBe('open');
+    table.settled('a', next.session);
+    expect(table.end('a')).toBe(next);
+  });
+
   it('expires exactly the sessions idle for idleMs, with their last calls, whatever the reorder interval', () => {
     for (const reorderMs of [0, 7, 1000, 1e9]) {
       const table = new SessionTable(reorderMs);

@@ -60,6 +60,8 @@ export interface AgentCall {
   readonly kind: string;
   readonly prompt: string;
   readonly maxTokens: number;
+  /** The program's last call: a client may tell the gateway its program ended once it is answered. */
+  readonly lastCall?: boolean;
 }
 
 export interface AgentCallResult {
@@ -95,6 +97,7 @@ export async function runAgentWorkload(workload: Workload, send: (call: AgentCal
         kind: task.kind,
         prompt: promptText(call, workload.blockSize, taskIndex, c),
         maxTokens: call.outputTokens,
+        lastCall: c === task.calls.length - 1,
       });
       totals.promptTokens += r.promptTokens;
       totals.cachedTokens += r.cachedTokens;

@@ -9,6 +9,7 @@ import { SagaError } from '../errors';
 
 export const STATUS = {
   ok: 200,
+  noContent: 204,
   badRequest: 400,
   notFound: 404,
   conflict: 409,

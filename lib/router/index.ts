@@ -59,7 +59,10 @@ export async function startGateway(input: GatewayConfig | GatewayConfigInput, op
   const idleMs = Math.max(GATEWAY.sessionIdleS * 1000, config.timeouts.requestMs);
   const sweep = setInterval(() => {
     const nowS = scheduler.nowS();
-    for (const call of sessions.expire(Date.now(), idleMs)) scheduler.sessionEnded(call, nowS);
+    for (const call of sessions.expire(Date.now(), idleMs)) {
+      scheduler.sessionEnded(call, nowS);
+      metrics.sessionsEnded.inc({ reason: 'idle' });
+    }
   }, Math.min(idleMs, 60_000));
   sweep.unref();
   try {

@@ -43,6 +43,7 @@ export class GatewayMetrics {
   readonly upstreamErrors: Counter<'engine' | 'reason'>;
   readonly retries: Counter<'engine'>;
   readonly steals: Counter;
+  readonly sessionsEnded: Counter<'reason'>;
   readonly rejected: Counter<'reason'>;
   readonly sessionRoutes: Counter<'outcome'>;
   readonly tenantServiceTokens: Counter<'tenant'>;
@@ -80,6 +81,7 @@ export class GatewayMetrics {
     this.upstreamErrors = new Counter({ name: 'saga_gateway_upstream_errors_total', help: 'Failed upstream calls, by engine and reason (connect, timeout, reset, status_5xx, status_4xx, ...).', labelNames: ['engine', 'reason'] as const, registers });
     this.retries = new Counter({ name: 'saga_gateway_retries_total', help: 'Calls tried again on another engine after failing on this one before their first byte.', labelNames: ['engine'] as const, registers });
     this.steals = new Counter({ name: 'saga_gateway_steals_total', help: 'Queued calls moved to another engine by work stealing.', registers });
+    this.sessionsEnded = new Counter({ name: 'saga_gateway_sessions_ended_total', help: 'Sessions ended: client (DELETE /saga/sessions/:id), idle (no call for the idle expiry).', labelNames: ['reason'] as const, registers });
     this.rejected = new Counter({ name: 'saga_gateway_rejected_total', help: 'Calls refused at admission: queue_full (429), no_engine (503).', labelNames: ['reason'] as const, registers });
     const tallied = <L extends string>(name: string, help: string, label: L, tally: Map<string, Cell>) =>
       new Counter<L>({

@@ -11,7 +11,7 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import { countHttpRequests } from '../engine/http_metrics';
 import { OPENAI_SERVER_OPTIONS, OpenAiError, STATUS, installOpenAiErrorHandlers, invalidRequest, isFastifyClientError, toOpenAiError } from '../engine/openai_errors';
 import { field, missing, readBoolean, readMaxTokens, readString, requireJsonObject, wrongType, type JsonObject } from '../engine/openai_fields';
-import { readIdentity } from '../engine/program_identity';
+import { checkIdentityValue, readIdentity } from '../engine/program_identity';
 import type { CallInfo } from '../policy/types';
 import type { GatewayConfig } from './config';
 import type { EngineState } from './engine_state';
@@ -21,6 +21,9 @@ import { chatPromptText, completionPromptText, estimatePrompt } from './prompt_e
 import type { Scheduler } from './scheduler';
 import type { SessionTable } from './sessions';
 import type { ModelEntry, Upstream } from './upstream';
+
+/** Where a client says a program ended (DELETE; `:id` is its session id, as sent in x-saga-session). */
+export const SESSION_END_PATH = '/saga/sessions/:id';
 
 /** A request whose JSON body's bytes the parser kept. */
 type RawBodyRequest = FastifyRequest & { rawBody?: Buffer };
@@ -149,7 +152,10 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
         reply.raw.writeHead(status, headers);
         return reply.raw;
       },
-      (settled) => respond(reply, settled),
+      (settled) => {
+        sessions.settled(identity.session, session);
+        respond(reply, settled);
+      },
     );
     job.promptChars = text.length;
     job.maxTokens = maxTokens;
@@ -161,6 +167,7 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
     try {
       scheduler.submit(job);
     } catch (error) {
+      sessions.settled(identity.session, session);
       if (error instanceof OpenAiError && (error.status === STATUS.tooManyRequests || error.status === STATUS.unavailable)) {
         void reply.header('retry-after', String(config.admission.retryAfterS));
       }
@@ -187,6 +194,18 @@ export function createGatewayServer(parts: GatewayServerParts): FastifyInstance 
     const byId = new Map<string, ModelEntry>();
     for (const entry of lists.flat()) if (!byId.has(entry.id)) byId.set(entry.id, entry);
     return { object: 'list', data: [...byId.values()] };
+  });
+
+  // The client's word that a program ended (its calls in flight finish as usual): its session stops counting
+  // on its home engine at once, not after GATEWAY.sessionIdleS, and its id may start a new program.
+  app.delete<{ Params: { id: string } }>(SESSION_END_PATH, async (request, reply) => {
+    const id = checkIdentityValue(request.params.id, 'id');
+    const last = sessions.end(id);
+    if (last === 'unknown') throw new OpenAiError(STATUS.notFound, `No session '${id}' is known (never seen, already ended, or idle past its expiry).`, 'id', 'session_not_found');
+    if (last === 'open') throw new OpenAiError(STATUS.conflict, `Session '${id}' has calls not yet answered: end it after their answers.`, 'id', 'session_busy');
+    scheduler.sessionEnded(last, scheduler.nowS());
+    metrics.sessionsEnded.inc({ reason: 'client' });
+    void reply.code(STATUS.noContent);
   });
 
   app.get('/healthz', async (_request, reply) => {

@@ -1,8 +1,9 @@
 /**
  * Agent sessions as the gateway numbers them: a dense number per session id (what policies key on), the
  * index of each call in its session, and the last call of each (to tell the policies a session ended).
- * Nothing marks a program's end over HTTP, so a session with no call for `idleMs` is taken as ended and
- * forgotten: the policies' tables (homes, fair-share programs) stay bounded on a gateway that runs for weeks.
+ * A client may say a program ended (`DELETE /saga/sessions/:id`, lib/router/server.ts); else, as nothing in
+ * OpenAI's API marks a program's end, a session with no call for `idleMs` is taken as ended and forgotten:
+ * the policies' tables (homes, fair-share programs) stay bounded on a gateway that runs for weeks.
  *
  * The table is in the order sessions were last moved to its end, which a session is at most once every
  * `reorderMs` (not on every call: a long-lived Map's delete-and-set churn rehashes its table in the old
@@ -14,6 +15,8 @@ import type { CallInfo } from '../policy/types';
 interface Session {
   readonly number: number;
   calls: number;
+  /** Calls entered and not yet answered (queued or in flight). */
+  open: number;
   lastSeenMs: number;
   /** When it was last moved to the end of the table (at most `reorderMs` before lastSeenMs). */
   movedMs: number;
@@ -37,7 +40,7 @@ export class SessionTable {
   enter(id: string, nowMs: number): { readonly session: number; readonly callIndex: number } {
     let session = this.byId.get(id);
     if (session === undefined) {
-      session = { number: this.next++, calls: 0, lastSeenMs: nowMs, movedMs: nowMs, last: undefined };
+      session = { number: this.next++, calls: 0, open: 0, lastSeenMs: nowMs, movedMs: nowMs, last: undefined };
       this.byId.set(id, session);
     } else if (nowMs - session.movedMs >= this.reorderMs) {
       // Map order is the order of the last moves, so that expiry stops at the first session moved too recently to be idle.
@@ -46,13 +49,33 @@ export class SessionTable {
       session.movedMs = nowMs;
     }
     session.lastSeenMs = nowMs;
+    session.open++;
     return { session: session.number, callIndex: session.calls++ };
+  }
+
+  /** A call that `enter` numbered `session` was answered (or refused): it no longer holds the session open. */
+  settled(id: string, session: number): void {
+    const entry = this.byId.get(id);
+    if (entry !== undefined && entry.number === session && entry.open > 0) entry.open--;
   }
 
   /** Remembers a session's latest call (for the end-of-session event). */
   record(id: string, call: CallInfo): void {
     const session = this.byId.get(id);
     if (session !== undefined) session.last = call;
+  }
+
+  /**
+   * The client says session `id` ended: forgets it and returns its last call. Nothing changes if no such
+   * session is known (`unknown`) or it has calls not yet answered (`open`: the policies would learn of
+   * them after forgetting it). A later call with the same id starts a new session.
+   */
+  end(id: string): CallInfo | 'unknown' | 'open' {
+    const session = this.byId.get(id);
+    if (session === undefined || session.last === undefined) return 'unknown';
+    if (session.open > 0) return 'open';
+    this.byId.delete(id);
+    return session.last;
   }
 
   /** Forgets sessions idle since before `nowMs - idleMs`; returns their last calls. */

@@ -279,6 +279,8 @@ export interface AgentSenderOptions {
   readonly onRecord?: (record: CallRecord) => void;
   /** 429 answers a call may get (each waited out for its Retry-After) before it fails. */
   readonly maxOverloaded?: number;
+  /** After a program's last call is answered, tell the gateway it ended (DELETE /saga/sessions/:id; `saga serve` only). */
+  readonly endSessions?: boolean;
 }
 
 interface CompletionBody {
@@ -325,6 +327,10 @@ export function agentSender(options: AgentSenderOptions): (call: AgentCall) => P
       options.records?.push(record);
       options.onRecord?.(record);
       if (usage === undefined) throw new Error(`${options.url} answered ${response.status} to ${session} call ${index}: ${text.slice(0, 500)}`);
+      if (options.endSessions === true && call.lastCall === true) {
+        const ended = await fetch(`${options.url}/saga/sessions/${encodeURIComponent(session)}`, { method: 'DELETE' });
+        if (ended.status !== 204) throw new Error(`${options.url} answered ${ended.status} to ending ${session}: ${(await ended.text()).slice(0, 500)}`);
+      }
       return { promptTokens: record.promptTokens, cachedTokens: record.cachedTokens, completionTokens: record.completionTokens };
     }
   };
