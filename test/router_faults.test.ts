@@ -151,6 +151,8 @@ describe('admission', () => {
     }
     expect(slow.requests).toHaveLength(2);
     expect(metricSum(await gw.metrics(), 'saga_gateway_rejected_total', 'reason="queue_full"')).toBe(2);
+    // A refused call does not hold its session open: every program can be ended now.
+    for (let i = 0; i < 4; i++) expect((await fetch(`${gw.url}/saga/sessions/s${i}`, { method: 'DELETE' })).status).toBe(204);
   });
 
   it('no engine up: 503 with Retry-After', async () => {
