@@ -1,5 +1,6 @@
 /** What each `saga serve` policy is made of (lib/router/policies.ts): saga, the baselines, and the ablation. */
 import { describe, expect, it } from 'vitest';
+import type { CallInfo, EngineView } from '../lib/policy/types';
 import { AfsQueue } from '../lib/policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../lib/policy/load_balancing';
 import { AffinityStealingRouting } from '../lib/policy/saga_routing';
@@ -12,16 +13,65 @@ const PARTS: Record<GatewayPolicyName, { routing: new (...a: never[]) => unknown
   affinity: { routing: SessionAffinityRouting, queue: FcfsQueue, learns: false },
   'round-robin': { routing: RoundRobinRouting, queue: FcfsQueue, learns: false },
   'least-loaded': { routing: LeastLoadedRouting, queue: FcfsQueue, learns: false },
-  'saga-routing': { routing: AffinityStealingRouting, queue: FcfsQueue, learns: false },
+  'saga-routing': { routing: AffinityStealingRouting, queue: FcfsQueue, learns: true },
   afs: { routing: SessionAffinityRouting, queue: AfsQueue, learns: true },
 };
 
 describe('gateway policies', () => {
-  it.each([...GATEWAY_POLICIES])('%s has its routing, its queue order and (with AFS) the AEG', (name) => {
+  it.each([...GATEWAY_POLICIES])('%s has its routing, its queue order and (with AFS or stealing) the AEG', (name) => {
     const p = createGatewayPolicies(name, [{ name: 'a', weight: 2, slo: { slowdown: 3 } }]);
     expect(p.name).toBe(name);
     expect(p.routing).toBeInstanceOf(PARTS[name].routing);
     expect(p.queue).toBeInstanceOf(PARTS[name].queue);
     expect(p.graph !== undefined).toBe(PARTS[name].learns);
+  });
+
+  /** A call of `session` (tenant a, kind k) with a prompt of 4 + callIndex blocks of its own. */
+  function call(session: number, callIndex: number, nowS: number): CallInfo {
+    const blockHashes = BigUint64Array.from({ length: 4 + callIndex }, (_, i) => BigInt(session * 1_000 + i + 1));
+    return { taskIndex: session, callIndex, session, tenant: 'a', kind: 'k', arrivalS: nowS, promptTokens: blockHashes.length * 16, outputTokens: 8, blockHashes };
+  }
+
+  /** An idle engine caching nothing. */
+  function engine(id: number): EngineView {
+    return {
+      id,
+      blockSize: 16,
+      outstandingCalls: () => 0,
+      queuedTokens: () => 0,
+      cachedPrefixBlocks: () => 0,
+      waitingCalls: () => [],
+      freeBlocks: () => 1_000,
+      prefillEstimateS: () => 0,
+    };
+  }
+
+  it.each([
+    ['saga', 0],
+    ['saga-routing', 0],
+    ['affinity', 1],
+  ] as const)('%s: a session away far longer than the gaps its step has shown counts as ended (new session goes to engine %i)', (name, expected) => {
+    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }]);
+    const engines = [engine(0), engine(1)];
+    let t = 0;
+    // Twenty programs of five calls, each back one second after a tool call: the AEG learns the gap.
+    for (let s = 100; s < 120; s++) {
+      for (let c = 0; c < 5; c++) {
+        const info = call(s, c, t);
+        p.observe({ type: 'call-arrive', call: info, engineId: 0, nowS: t });
+        t += 1;
+        p.observe({ type: 'call-finish', call: info, engineId: 0, nowS: t, lastCall: c === 4, stop: c === 4 ? 'stop' : 'tool_calls' });
+        t += 1;
+      }
+    }
+    // Sessions 1 and 3 on engine 0 go into a tool call and never come back; session 2 on engine 1 is running.
+    for (const s of [1, 2, 3]) {
+      const info = call(s, 0, t);
+      expect(p.routing.route(info, engines, t)).toBe(s === 2 ? 1 : 0);
+      p.observe({ type: 'call-arrive', call: info, engineId: s === 2 ? 1 : 0, nowS: t });
+      if (s !== 2) p.observe({ type: 'call-finish', call: info, engineId: 0, nowS: t + 1, lastCall: false, stop: 'tool_calls' });
+    }
+    // A thousand seconds on: engine 0's two sessions are most likely ended, engine 1's is live.
+    expect(p.routing.route(call(4, 0, t + 1_000), engines, t + 1_000)).toBe(expected);
   });
 });

@@ -295,6 +295,42 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     expect(r.route(call(1_002, 2, 100, 3), engines, 3)).toBe(1);
   });
 
+  it('with a liveness estimate, counts an engine\'s sessions by their chance of being still live', () => {
+    const a = call(1, 0, 100);
+    let homeWait = 0;
+    const victim = predicting(0, () => homeWait);
+    const thief = predicting(1, () => 0);
+    thief.places = 2;
+    const engines = [victim, thief];
+    const ended = new Set<number>();
+    const r = new AffinityStealingRouting((session) => (ended.has(session) ? 0 : 1));
+    r.route(a, engines, 0);
+    // Two more sessions on each engine (new sessions alternate: engine 0 has one already).
+    for (let s = 1_000; s < 1_004; s++) r.route(call(s, 0, 1), engines, 0);
+    for (const h of a.blockHashes) victim.cached.add(h);
+    victim.waiting = [{ call: a, enqueuedS: 0 }];
+    homeWait = 5;
+    // Thief: 2 live sessions in 2 places; with the moved one 3, not fewer than the home's 3: stay.
+    expect(r.steal(thief, engines, 1)).toBeUndefined();
+    // The thief's two sessions have (most likely) ended: it has places for the moved one, go.
+    ended.add(1_000).add(1_002);
+    expect(r.steal(thief, engines, 1)).toEqual({ from: 0, call: a });
+  });
+
+  it('with a liveness estimate, homes a new session where the fewest sessions are expected live', () => {
+    const engines = [engine(0), engine(1)];
+    const ended = new Set<number>();
+    const r = new AffinityStealingRouting((session) => (ended.has(session) ? 0 : 1));
+    for (let s = 1; s <= 3; s++) r.route(call(s, 0, 1), engines, 0); // 1, 3 on engine 0; 2 on engine 1
+    const counting = new AffinityStealingRouting();
+    for (let s = 1; s <= 3; s++) counting.route(call(s, 0, 1), engines, 0);
+    ended.add(1).add(3);
+    // Engine 0's sessions have ended; engine 1's is live: 0 against 1.
+    expect(r.route(call(5, 0, 1), engines, 2)).toBe(0);
+    // Counting every session not known to have ended: 2 against 1.
+    expect(counting.route(call(5, 0, 1), engines, 2)).toBe(1);
+  });
+
   it('moves a returning call at arrival when its home is predicted busy for longer than the move costs', () => {
     let homeWait = 0;
     const home = predicting(0, () => homeWait);

@@ -35,12 +35,17 @@
  * interval).
  */
 import type { CallInfo, EngineView, RoutingPolicy, Steal, WaitingInfo } from './types';
-import { SessionAffinityRouting } from './vllm';
+import { SessionAffinityRouting, type SessionLiveness } from './vllm';
 import type { PolicyEvent } from './types';
 
 export class AffinityStealingRouting implements RoutingPolicy {
   readonly name = 'saga-routing';
-  private readonly affinity = new SessionAffinityRouting();
+  private readonly affinity: SessionAffinityRouting;
+
+  /** `liveness`: where given, sessions count by their chance of being still live (SessionAffinityRouting). */
+  constructor(liveness?: SessionLiveness) {
+    this.affinity = new SessionAffinityRouting(liveness);
+  }
 
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
     const home = this.affinity.route(call, engines, nowS);
@@ -52,7 +57,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
     let best = home;
     let bestGain = 0;
     for (const engine of engines) {
-      if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call) || !this.mayMove(engine, home)) continue;
+      if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call) || !this.mayMove(engine, home, call.session, nowS)) continue;
       const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, homeEngine, call, nowS);
       if (gain > bestGain) {
         best = engine.id;
@@ -74,7 +79,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
       for (const w of victim.admissionWaitS === undefined ? [oldestOf(waiting)] : waiting) {
         const savedS = victim.admissionWaitS?.(w.call, nowS) ?? nowS - w.enqueuedS;
         // A steal rehomes the call's session (homed on the victim, unless its home went down meanwhile).
-        if (blocksFor(thief, w.call) > room || !this.mayMove(thief, this.affinity.homeOf(w.call.session) ?? victim.id)) continue;
+        if (blocksFor(thief, w.call) > room || !this.mayMove(thief, this.affinity.homeOf(w.call.session) ?? victim.id, w.call.session, nowS)) continue;
         const gain = savedS - moveCostS(thief, victim, w.call, nowS);
         if (gain > bestGain) {
           best = { from: victim.id, call: w.call };
@@ -94,9 +99,10 @@ export class AffinityStealingRouting implements RoutingPolicy {
    * the moved session holding a place for its whole service. A batching engine shares its iterations
    * instead, which the price counts.
    */
-  private mayMove(target: EngineView, home: number): boolean {
-    const sessions = this.affinity.liveSessions(target.id) + 1;
-    return target.places === undefined || sessions <= target.places || sessions < this.affinity.liveSessions(home);
+  private mayMove(target: EngineView, home: number, session: number, nowS: number): boolean {
+    if (target.places === undefined) return true;
+    const sessions = this.affinity.liveSessions(target.id, nowS) + 1;
+    return sessions <= target.places || sessions < this.affinity.liveSessions(home, nowS, session);
   }
 
   observe(event: PolicyEvent): void {

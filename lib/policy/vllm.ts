@@ -26,24 +26,39 @@ import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, Q
 /** How many more live sessions than the least loaded engine an engine may have and still win on prefix. */
 export const ROUTING_SLACK_SESSIONS = ROUTING.newSessionSlack;
 
+/**
+ * The probability that a session homed on an engine still has calls to make (1 while a call of it is queued
+ * or running). A gateway, which hears of a program's end only if its client says so, estimates it from the
+ * AEG: a session away longer than its step's gaps have lasted has most likely ended.
+ */
+export type SessionLiveness = (session: number, nowS: number) => number;
+
 export class SessionAffinityRouting implements RoutingPolicy {
   readonly name = 'session-affinity';
   private readonly home = new Map<number, number>();
   /** Live sessions homed on each engine (grown on demand). */
   private sessions: number[] = [];
+  /** With a liveness estimate: each engine's homed sessions, to weigh one by one. */
+  private readonly homed: Set<number>[] = [];
 
-  route(call: CallInfo, engines: readonly EngineView[], _nowS: number): number {
+  /**
+   * `liveness`: where given, an engine's load is its sessions' expected count still live (the sum of their
+   * probabilities) instead of the count of sessions not yet known to have ended.
+   */
+  constructor(private readonly liveness?: SessionLiveness) {}
+
+  route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
     const known = this.home.get(call.session);
     if (known !== undefined) return known;
     while (this.sessions.length < engines.length) this.sessions.push(0);
     let minSessions = Infinity;
-    for (const engine of engines) minSessions = Math.min(minSessions, this.sessions[engine.id]);
+    for (const engine of engines) minSessions = Math.min(minSessions, this.liveSessions(engine.id, nowS));
     let best = -1;
     let bestPrefix = -1;
     let bestSessions = 0;
     let bestLoad = 0;
     for (const engine of engines) {
-      const sessions = this.sessions[engine.id];
+      const sessions = this.liveSessions(engine.id, nowS);
       if (sessions > minSessions + ROUTING_SLACK_SESSIONS) continue;
       const prefix = call.blockHashes.length > 0 ? engine.cachedPrefixBlocks(call.blockHashes) : 0;
       const load = engine.outstandingCalls();
@@ -58,14 +73,19 @@ export class SessionAffinityRouting implements RoutingPolicy {
         bestLoad = load;
       }
     }
-    this.home.set(call.session, best);
-    this.sessions[best]++;
+    this.setHome(call.session, best);
     return best;
   }
 
-  /** Live sessions homed on engine `engineId`. */
-  liveSessions(engineId: number): number {
-    return this.sessions[engineId] ?? 0;
+  /**
+   * Live sessions homed on engine `engineId`: counted, or with a liveness estimate, expected at `nowS`
+   * (`calling`, a session whose call is at hand, counts as live whatever its estimate).
+   */
+  liveSessions(engineId: number, nowS: number, calling?: number): number {
+    if (this.liveness === undefined) return this.sessions[engineId] ?? 0;
+    let expected = 0;
+    for (const session of this.homed[engineId] ?? []) expected += session === calling ? 1 : this.liveness(session, nowS);
+    return expected;
   }
 
   /** The session's home engine, if it has one. */
@@ -77,19 +97,30 @@ export class SessionAffinityRouting implements RoutingPolicy {
   moveHome(session: number, engineId: number): void {
     const from = this.home.get(session);
     if (from === undefined || from === engineId) return;
-    this.sessions[from]--;
-    while (this.sessions.length <= engineId) this.sessions.push(0);
-    this.sessions[engineId]++;
-    this.home.set(session, engineId);
+    this.unsetHome(session, from);
+    this.setHome(session, engineId);
   }
 
   /** A session ends with its last call: it no longer counts on its home engine. */
   observe(event: PolicyEvent): void {
     if (event.type !== 'call-finish' || !event.lastCall) return;
     const engine = this.home.get(event.call.session);
-    if (engine === undefined) return;
-    this.home.delete(event.call.session);
-    this.sessions[engine]--;
+    if (engine !== undefined) this.unsetHome(event.call.session, engine);
+  }
+
+  private setHome(session: number, engineId: number): void {
+    while (this.sessions.length <= engineId) this.sessions.push(0);
+    this.sessions[engineId]++;
+    this.home.set(session, engineId);
+    if (this.liveness === undefined) return;
+    while (this.homed.length <= engineId) this.homed.push(new Set());
+    this.homed[engineId].add(session);
+  }
+
+  private unsetHome(session: number, engineId: number): void {
+    this.sessions[engineId]--;
+    this.home.delete(session);
+    this.homed[engineId]?.delete(session);
   }
 }
 

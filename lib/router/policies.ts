@@ -17,7 +17,7 @@ import { AfsQueue } from '../policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../policy/load_balancing';
 import { AffinityStealingRouting } from '../policy/saga_routing';
 import type { PolicyEvent, QueuePolicy, RoutingPolicy } from '../policy/types';
-import { FcfsQueue, SessionAffinityRouting } from '../policy/vllm';
+import { FcfsQueue, SessionAffinityRouting, type SessionLiveness } from '../policy/vllm';
 import type { GatewayPolicyName, TenantConfig } from './config';
 
 /** A routing policy whose sessions have homes the gateway can move (when a home engine goes down). */
@@ -47,18 +47,17 @@ export interface StealEvent {
 
 export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[]): GatewayPolicies {
   let queue: QueuePolicy & Observer;
-  let graph: AgentExecutionGraph | undefined;
+  const graph = name === 'round-robin' || name === 'least-loaded' || name === 'affinity' ? undefined : new AgentExecutionGraph();
   const routing: GatewayRouting =
     name === 'saga' || name === 'saga-routing'
-      ? new AffinityStealingRouting()
+      ? new AffinityStealingRouting(liveness(graph))
       : name === 'affinity' || name === 'afs'
         ? new SessionAffinityRouting()
         : name === 'round-robin'
           ? new RoundRobinRouting()
           : new LeastLoadedRouting();
-  if (name === 'saga' || name === 'afs') {
-    const aeg = new AgentExecutionGraph();
-    graph = aeg;
+  if ((name === 'saga' || name === 'afs') && graph !== undefined) {
+    const aeg = graph;
     // Each tenant's program is urgent by its own SLO; tenants the config does not name, by the default.
     queue = new AfsQueue({
       weights: Object.fromEntries(tenants.map((t) => [t.name, t.weight])),
@@ -83,4 +82,13 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
       for (const part of queueing) part.observe?.(event);
     },
   };
+}
+
+/**
+ * A session's chance of being still live, from the AEG: nothing over HTTP says a program ended (unless its
+ * client sends DELETE /saga/sessions/:id), so a session away longer than the gaps its step has shown counts
+ * as most likely ended, not as live until the idle expiry. 1 while a call of it is queued or running.
+ */
+function liveness(graph: AgentExecutionGraph | undefined): SessionLiveness | undefined {
+  return graph === undefined ? undefined : (session, nowS) => graph.predictSession(session, nowS)?.nextCallProbability ?? 1;
 }
