@@ -27,6 +27,8 @@
  *   session moves (at arrival or by a steal) only when the move balances them. Such an engine looks idle
  *   while its sessions are in tool calls; on the gateway's three-engine bench, moves onto it cost its own
  *   sessions more than they saved (bench/RESULTS.md). The simulator's batching engines have no such count.
+ *   Live sessions are counted, or, given a liveness estimate (a gateway's, from the AEG: nothing over HTTP
+ *   says a program ended), expected: a session in a tool call counts its chance of calling again.
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of
@@ -48,6 +50,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
   }
 
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
+    this.affinity.newDecision();
     const home = this.affinity.route(call, engines, nowS);
     const homeEngine = engines[home];
     const waitS = homeEngine.admissionWaitS?.(undefined, nowS) ?? queueDelayS(homeEngine, nowS);
@@ -69,6 +72,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
   }
 
   steal(thief: EngineView, engines: readonly EngineView[], nowS: number): Steal | undefined {
+    this.affinity.newDecision();
     let best: Steal | undefined;
     let bestGain = 0;
     const room = thief.freeBlocks();

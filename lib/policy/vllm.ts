@@ -40,6 +40,11 @@ export class SessionAffinityRouting implements RoutingPolicy {
   private sessions: number[] = [];
   /** With a liveness estimate: each engine's homed sessions, to weigh one by one. */
   private readonly homed: Set<number>[] = [];
+  /**
+   * Each engine's expected live sessions, summed once per decision (a steal weighs many waiting calls):
+   * cleared by newDecision() and whenever a home changes.
+   */
+  private readonly expected: number[] = [];
 
   /**
    * `liveness`: where given, an engine's load is its sessions' expected count still live (the sum of their
@@ -50,6 +55,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
     const known = this.home.get(call.session);
     if (known !== undefined) return known;
+    this.newDecision();
     while (this.sessions.length < engines.length) this.sessions.push(0);
     let minSessions = Infinity;
     for (const engine of engines) minSessions = Math.min(minSessions, this.liveSessions(engine.id, nowS));
@@ -82,10 +88,17 @@ export class SessionAffinityRouting implements RoutingPolicy {
    * (`calling`, a session whose call is at hand, counts as live whatever its estimate).
    */
   liveSessions(engineId: number, nowS: number, calling?: number): number {
-    if (this.liveness === undefined) return this.sessions[engineId] ?? 0;
-    let expected = 0;
-    for (const session of this.homed[engineId] ?? []) expected += session === calling ? 1 : this.liveness(session, nowS);
-    return expected;
+    const liveness = this.liveness;
+    if (liveness === undefined) return this.sessions[engineId] ?? 0;
+    const homed = this.homed[engineId];
+    if (homed === undefined) return 0;
+    let expected = this.expected[engineId];
+    if (expected === undefined) {
+      expected = 0;
+      for (const session of homed) expected += liveness(session, nowS);
+      this.expected[engineId] = expected;
+    }
+    return calling !== undefined && homed.has(calling) ? expected - liveness(calling, nowS) + 1 : expected;
   }
 
   /** The session's home engine, if it has one. */
@@ -113,6 +126,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
     this.sessions[engineId]++;
     this.home.set(session, engineId);
     if (this.liveness === undefined) return;
+    this.expected.length = 0;
     while (this.homed.length <= engineId) this.homed.push(new Set());
     this.homed[engineId].add(session);
   }
@@ -121,6 +135,12 @@ export class SessionAffinityRouting implements RoutingPolicy {
     this.sessions[engineId]--;
     this.home.delete(session);
     this.homed[engineId]?.delete(session);
+    this.expected.length = 0;
+  }
+
+  /** A new routing decision begins: sessions' liveness is weighed afresh (it changes with time and events). */
+  newDecision(): void {
+    this.expected.length = 0;
   }
 }
 

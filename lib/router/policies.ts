@@ -1,14 +1,15 @@
 /**
  * The policy objects behind each `saga serve` policy: the same classes the simulator drives (DESIGN.md: a
  * policy never knows which one is driving it), with the gateway's tenants' weights and SLOs.
- * - `saga`: session affinity with work stealing (AffinityStealingRouting), Agent Fair Share over tenants
- *   (AfsQueue, tenants' weights; a program near its SLO moves ahead by the remaining work the AEG predicts),
- *   and the Agent Execution Graph learning from live traffic.
+ * - `saga`: session affinity with work stealing (AffinityStealingRouting, counting sessions by the AEG's
+ *   chance that each is still live), Agent Fair Share over tenants (AfsQueue, tenants' weights; a program
+ *   near its SLO moves ahead by the remaining work the AEG predicts), and the Agent Execution Graph learning
+ *   from live traffic.
  * - `affinity`: vLLM's session-affinity routing (SessionAffinityRouting, no stealing), FCFS.
  * - `round-robin`, `least-loaded`: no affinity, FCFS.
  * - The ablation, each of saga's mechanisms alone (as the simulator's `saga-routing` and `afs`):
- *   `saga-routing`: affinity with work stealing, FCFS; `afs`: vLLM's affinity routing, Agent Fair Share
- *   with the AEG.
+ *   `saga-routing`: affinity with work stealing (and the AEG for the sessions' liveness), FCFS; `afs`:
+ *   vLLM's affinity routing, Agent Fair Share with the AEG.
  * No eviction policy: the engines' caches are their own.
  */
 import { AgentExecutionGraph } from '../graph/aeg';
