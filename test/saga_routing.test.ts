@@ -331,6 +331,33 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     expect(counting.route(call(5, 0, 1), engines, 2)).toBe(1);
   });
 
+  it('weighs a session taken as ended (liveness 0) no more until it calls again', () => {
+    const engines = [engine(0), engine(1)];
+    const p = new Map<number, number>([[1, 1], [2, 1]]);
+    const asked: number[] = [];
+    const r = new AffinityStealingRouting((session) => {
+      asked.push(session);
+      return p.get(session) ?? 1;
+    });
+    r.route(call(1, 0, 1), engines, 0); // engine 0
+    r.route(call(2, 0, 1), engines, 0); // engine 1
+    p.set(1, 0);
+    asked.length = 0;
+    // Session 3 weighs 1 (0) and 2 (1): engine 0.
+    expect(r.route(call(3, 0, 1), engines, 1)).toBe(0);
+    expect(asked).toEqual([1, 2]);
+    asked.length = 0;
+    // Session 4: engine 0 homes 3 (1), engine 1 homes 2 (1); session 1 is not asked again. A tie: engine 0.
+    expect(r.route(call(4, 0, 1), engines, 2)).toBe(0);
+    expect(asked.sort()).toEqual([2, 3]);
+    // Session 1 calls: it counts on engine 0 again (1 + 3 + 4 against 2), so session 5 goes to engine 1.
+    p.set(1, 1);
+    expect(r.route(call(1, 1, 1), engines, 3)).toBe(0);
+    asked.length = 0;
+    expect(r.route(call(5, 0, 1), engines, 3)).toBe(1);
+    expect(asked.sort()).toEqual([1, 2, 3, 4]);
+  });
+
   it('moves a returning call at arrival when its home is predicted busy for longer than the move costs', () => {
     let homeWait = 0;
     const home = predicting(0, () => homeWait);

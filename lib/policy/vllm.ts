@@ -38,7 +38,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
   private readonly home = new Map<number, number>();
   /** Live sessions homed on each engine (grown on demand). */
   private sessions: number[] = [];
-  /** With a liveness estimate: each engine's homed sessions, to weigh one by one. */
+  /** With a liveness estimate: each engine's homed sessions that may still call, to weigh one by one. */
   private readonly homed: Set<number>[] = [];
   /**
    * Each engine's expected live sessions, summed once per decision (a steal weighs many waiting calls):
@@ -54,7 +54,10 @@ export class SessionAffinityRouting implements RoutingPolicy {
 
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
     const known = this.home.get(call.session);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      if (this.liveness !== undefined) this.wake(call.session, known);
+      return known;
+    }
     this.newDecision();
     while (this.sessions.length < engines.length) this.sessions.push(0);
     let minSessions = Infinity;
@@ -95,7 +98,13 @@ export class SessionAffinityRouting implements RoutingPolicy {
     let expected = this.expected[engineId];
     if (expected === undefined) {
       expected = 0;
-      for (const session of homed) expected += liveness(session, nowS);
+      for (const session of homed) {
+        const p = liveness(session, nowS);
+        // Away longer than any gap its step has shown: most likely ended, and no likelier later; not weighed
+        // again until it calls (wake), so that the sums stay over the sessions that may still call.
+        if (p === 0) homed.delete(session);
+        expected += p;
+      }
       this.expected[engineId] = expected;
     }
     return calling !== undefined && homed.has(calling) ? expected - liveness(calling, nowS) + 1 : expected;
@@ -135,6 +144,14 @@ export class SessionAffinityRouting implements RoutingPolicy {
     this.sessions[engineId]--;
     this.home.delete(session);
     this.homed[engineId]?.delete(session);
+    this.expected.length = 0;
+  }
+
+  /** A session taken as most likely ended calls after all: it counts on its home again. */
+  private wake(session: number, engineId: number): void {
+    const homed = this.homed[engineId];
+    if (homed === undefined || homed.has(session)) return;
+    homed.add(session);
     this.expected.length = 0;
   }
 
