@@ -47,31 +47,41 @@ describe('gateway policies', () => {
   }
 
   it.each([
-    ['saga', 0],
-    ['saga-routing', 0],
-    ['affinity', 1],
-  ] as const)('%s: a session away far longer than the gaps its step has shown counts as ended (new session goes to engine %i)', (name, expected) => {
-    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }]);
-    const engines = [engine(0), engine(1)];
-    let t = 0;
-    // Twenty programs of five calls, each back one second after a tool call: the AEG learns the gap.
-    for (let s = 100; s < 120; s++) {
-      for (let c = 0; c < 5; c++) {
-        const info = call(s, c, t);
-        p.observe({ type: 'call-arrive', call: info, engineId: 0, nowS: t });
-        t += 1;
-        p.observe({ type: 'call-finish', call: info, engineId: 0, nowS: t, lastCall: c === 4, stop: c === 4 ? 'stop' : 'tool_calls' });
-        t += 1;
+    ['saga', 1, 0],
+    ['saga-routing', 1, 0],
+    ['affinity', 1, 0], // late: 2 sessions against 2 (4 went to engine 1), the lower id
+  ] as const)(
+    '%s: a session in a tool call counts whole until it has been away longer than any gap its step has shown (new session: engine %i, then %i)',
+    (name, soon, late) => {
+      const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }]);
+      const engines = [engine(0), engine(1)];
+      let t = 0;
+      const run = (session: number, calls: number, gapS: number) => {
+        for (let c = 0; c < calls; c++) {
+          const info = call(session, c, t);
+          p.observe({ type: 'call-arrive', call: info, engineId: 0, nowS: t });
+          t += 1;
+          const last = c === calls - 1;
+          p.observe({ type: 'call-finish', call: info, engineId: 0, nowS: t, lastCall: last, stop: last && calls > 1 ? 'stop' : 'tool_calls' });
+          t += gapS;
+        }
+      };
+      // The AEG learns that after a first call half the programs end, and the others come back within 1-20 s.
+      for (let k = 0; k < 20; k++) {
+        run(100 + k, 5, 1 + k);
+        run(200 + k, 1, 1);
       }
-    }
-    // Sessions 1 and 3 on engine 0 go into a tool call and never come back; session 2 on engine 1 is running.
-    for (const s of [1, 2, 3]) {
-      const info = call(s, 0, t);
-      expect(p.routing.route(info, engines, t)).toBe(s === 2 ? 1 : 0);
-      p.observe({ type: 'call-arrive', call: info, engineId: s === 2 ? 1 : 0, nowS: t });
-      if (s !== 2) p.observe({ type: 'call-finish', call: info, engineId: 0, nowS: t + 1, lastCall: false, stop: 'tool_calls' });
-    }
-    // A thousand seconds on: engine 0's two sessions are most likely ended, engine 1's is live.
-    expect(p.routing.route(call(4, 0, t + 1_000), engines, t + 1_000)).toBe(expected);
-  });
+      // Sessions 1 and 3 on engine 0 go into a tool call; session 2 on engine 1 is running.
+      for (const s of [1, 2, 3]) {
+        const info = call(s, 0, t);
+        expect(p.routing.route(info, engines, t)).toBe(s === 2 ? 1 : 0);
+        p.observe({ type: 'call-arrive', call: info, engineId: s === 2 ? 1 : 0, nowS: t });
+        if (s !== 2) p.observe({ type: 'call-finish', call: info, engineId: 0, nowS: t + 1, lastCall: false, stop: 'tool_calls' });
+      }
+      // 15 s into their tool calls each has a small chance of calling again, but some: both count, 2 against 1.
+      expect(p.routing.route(call(4, 0, t + 16), engines, t + 16)).toBe(soon);
+      // A thousand seconds on, past every gap seen: for saga engine 0's two count as ended, engine 1's two are live.
+      expect(p.routing.route(call(5, 0, t + 1_000), engines, t + 1_000)).toBe(late);
+    },
+  );
 });

@@ -28,7 +28,7 @@
  *   while its sessions are in tool calls; on the gateway's three-engine bench, moves onto it cost its own
  *   sessions more than they saved (bench/RESULTS.md). The simulator's batching engines have no such count.
  *   Live sessions are counted, or, given a liveness estimate (a gateway's, from the AEG: nothing over HTTP
- *   says a program ended), expected: a session in a tool call counts its chance of calling again.
+ *   says a program ended), summed by it.
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of

@@ -27,9 +27,10 @@ import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, Q
 export const ROUTING_SLACK_SESSIONS = ROUTING.newSessionSlack;
 
 /**
- * The probability that a session homed on an engine still has calls to make (1 while a call of it is queued
- * or running). A gateway, which hears of a program's end only if its client says so, estimates it from the
- * AEG: a session away longer than its step's gaps have lasted has most likely ended.
+ * How much a session homed on an engine counts as live, from 0 to 1 (1 while a call of it is queued or
+ * running): its chance of calling again, or a gateway's 0-or-1 judgement. A gateway hears of a program's end
+ * only if its client says so; it judges from the AEG that a session away longer than any gap its step has
+ * shown has ended (lib/router/policies.ts).
  */
 export type SessionLiveness = (session: number, nowS: number) => number;
 
@@ -47,8 +48,8 @@ export class SessionAffinityRouting implements RoutingPolicy {
   private readonly expected: number[] = [];
 
   /**
-   * `liveness`: where given, an engine's load is its sessions' expected count still live (the sum of their
-   * probabilities) instead of the count of sessions not yet known to have ended.
+   * `liveness`: where given, an engine's load is the sum of its sessions' liveness instead of the count of
+   * sessions not yet known to have ended.
    */
   constructor(private readonly liveness?: SessionLiveness) {}
 
@@ -87,7 +88,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
   }
 
   /**
-   * Live sessions homed on engine `engineId`: counted, or with a liveness estimate, expected at `nowS`
+   * Live sessions homed on engine `engineId`: counted, or with a liveness estimate, summed at `nowS`
    * (`calling`, a session whose call is at hand, counts as live whatever its estimate).
    */
   liveSessions(engineId: number, nowS: number, calling?: number): number {

@@ -1,8 +1,8 @@
 /**
  * The policy objects behind each `saga serve` policy: the same classes the simulator drives (DESIGN.md: a
  * policy never knows which one is driving it), with the gateway's tenants' weights and SLOs.
- * - `saga`: session affinity with work stealing (AffinityStealingRouting, counting sessions by the AEG's
- *   chance that each is still live), Agent Fair Share over tenants (AfsQueue, tenants' weights; a program
+ * - `saga`: session affinity with work stealing (AffinityStealingRouting, counting as ended the sessions
+ *   the AEG gives no chance of calling again), Agent Fair Share over tenants (AfsQueue, tenants' weights; a program
  *   near its SLO moves ahead by the remaining work the AEG predicts), and the Agent Execution Graph learning
  *   from live traffic.
  * - `affinity`: vLLM's session-affinity routing (SessionAffinityRouting, no stealing), FCFS.
@@ -86,10 +86,12 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
 }
 
 /**
- * A session's chance of being still live, from the AEG: nothing over HTTP says a program ended (unless its
- * client sends DELETE /saga/sessions/:id), so a session away longer than the gaps its step has shown counts
- * as most likely ended, not as live until the idle expiry. 1 while a call of it is queued or running.
+ * Whether a session may still call, from the AEG: nothing over HTTP says a program ended (unless its client
+ * sends DELETE /saga/sessions/:id), so a session away longer than any gap its step has shown (the AEG gives
+ * it no chance of another call) counts as ended, not as live until the idle expiry. Until then it counts
+ * whole, not by its chance: a session in a tool call most likely comes back and needs its place (counted by
+ * its chance, saga lost to affinity on the three-engine bench with the end signal; bench/RESULTS.md).
  */
 function liveness(graph: AgentExecutionGraph | undefined): SessionLiveness | undefined {
-  return graph === undefined ? undefined : (session, nowS) => graph.predictSession(session, nowS)?.nextCallProbability ?? 1;
+  return graph === undefined ? undefined : (session, nowS) => ((graph.predictSession(session, nowS)?.nextCallProbability ?? 1) > 0 ? 1 : 0);
 }
