@@ -358,6 +358,28 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     expect(asked.sort()).toEqual([1, 2, 3, 4]);
   });
 
+  it('counts a session taken as ended whole at its home when it calls again', () => {
+    let homeWait = 0;
+    const home = predicting(0, () => homeWait);
+    const thief = predicting(1, () => 0);
+    const engines = [home, thief];
+    const ended = new Set<number>();
+    const r = new AffinityStealingRouting((session) => (ended.has(session) ? 0 : 1));
+    const a = call(1, 0, 100);
+    expect(r.route(a, engines, 0)).toBe(0);
+    for (const h of a.blockHashes) home.cached.add(h);
+    for (const [session, id] of [[1_000, 0], [1_001, 0], [1_002, 1]]) {
+      r.route(call(session, 0, 1), engines, 0);
+      r.moveHome(session, id);
+    }
+    // Session 1 was away past every gap seen, and calls now, its home busy for 5 s. The thief has 1 place and
+    // 1 live session: the move must balance them, 2 against the home's 3 with session 1 counted: go.
+    thief.places = 1;
+    ended.add(1);
+    homeWait = 5;
+    expect(r.route(call(1, 1, 100, 5), engines, 5)).toBe(1);
+  });
+
   it('moves a returning call at arrival when its home is predicted busy for longer than the move costs', () => {
     let homeWait = 0;
     const home = predicting(0, () => homeWait);

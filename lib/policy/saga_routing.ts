@@ -44,7 +44,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
   readonly name = 'saga-routing';
   private readonly affinity: SessionAffinityRouting;
 
-  /** `liveness`: where given, sessions count by their chance of being still live (SessionAffinityRouting). */
+  /** `liveness`: where given, an engine's sessions count by it (SessionAffinityRouting). */
   constructor(liveness?: SessionLiveness) {
     this.affinity = new SessionAffinityRouting(liveness);
   }

@@ -42,8 +42,8 @@ export class SessionAffinityRouting implements RoutingPolicy {
   /** With a liveness estimate: each engine's homed sessions that may still call, to weigh one by one. */
   private readonly homed: Set<number>[] = [];
   /**
-   * Each engine's expected live sessions, summed once per decision (a steal weighs many waiting calls):
-   * cleared by newDecision() and whenever a home changes.
+   * Each engine's sessions' liveness, summed once per decision (a steal weighs many waiting calls): cleared
+   * by newDecision() and whenever a home changes.
    */
   private readonly expected: number[] = [];
 
@@ -103,7 +103,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
         const p = liveness(session, nowS);
         // Away longer than any gap its step has shown: most likely ended, and no likelier later; not weighed
         // again until it calls (wake), so that the sums stay over the sessions that may still call.
-        if (p === 0) homed.delete(session);
+        if (p === 0 && session !== calling) homed.delete(session);
         expected += p;
       }
       this.expected[engineId] = expected;

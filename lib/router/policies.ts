@@ -2,9 +2,9 @@
  * The policy objects behind each `saga serve` policy: the same classes the simulator drives (DESIGN.md: a
  * policy never knows which one is driving it), with the gateway's tenants' weights and SLOs.
  * - `saga`: session affinity with work stealing (AffinityStealingRouting, counting as ended the sessions
- *   the AEG gives no chance of calling again), Agent Fair Share over tenants (AfsQueue, tenants' weights; a program
- *   near its SLO moves ahead by the remaining work the AEG predicts), and the Agent Execution Graph learning
- *   from live traffic.
+ *   the AEG gives no chance of calling again), Agent Fair Share over tenants (AfsQueue, tenants' weights; a
+ *   program near its SLO moves ahead by the remaining work the AEG predicts), and the Agent Execution Graph
+ *   learning from live traffic.
  * - `affinity`: vLLM's session-affinity routing (SessionAffinityRouting, no stealing), FCFS.
  * - `round-robin`, `least-loaded`: no affinity, FCFS.
  * - The ablation, each of saga's mechanisms alone (as the simulator's `saga-routing` and `afs`):
