@@ -7,6 +7,7 @@ import * as net from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ROUTING } from '../lib/constants';
 import { startGateway, type Gateway, type GatewayConfigInput } from '../lib/router/index';
+import { agentSender } from './helpers/engine_fleet';
 import { agentTurn, call, eventually, metricSum } from './helpers/gateway_requests';
 import { startStubUpstream, type StubUpstream, type StubUpstreamOptions } from './helpers/stub_upstream';
 
@@ -137,6 +138,18 @@ describe('routing', () => {
     // e0 homes a until it ends: the next program goes to e1; once a ended, e0 is as free as e1 again.
     expect(await homeOfNext(false)).toEqual({ next: 'e1', ended: 0 });
     expect(await homeOfNext(true)).toEqual({ next: 'e0', ended: 1 });
+  });
+
+  it("the bench's agents (agentSender with endSessions) end their program after its last answer, and only then", async () => {
+    const [up] = await stubs({});
+    const gw = await gateway({ policy: 'saga', engines: engines([up]) });
+    const send = agentSender({ url: gw.url, model: 'stub-model', endSessions: true });
+    const ended = async () => metricSum(await gw.metrics(), 'saga_gateway_sessions_ended_total', 'reason="client"');
+    const turn = { session: 'p', tenant: 't', kind: 'k', prompt: 'hello there', maxTokens: 4 };
+    await send({ ...turn, lastCall: false });
+    expect(await ended()).toBe(0);
+    await send({ ...turn, prompt: 'hello there, again', lastCall: true });
+    expect(await ended()).toBe(1);
   });
 
   it('refuses to end a session that is unknown, badly named or still has a call to answer, and keeps it', async () => {

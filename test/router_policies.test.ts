@@ -49,7 +49,7 @@ describe('gateway policies', () => {
   it.each([
     ['saga', 1, 0],
     ['saga-routing', 1, 0],
-    ['affinity', 1, 0], // late: 2 sessions against 2 (4 went to engine 1), the lower id
+    ['affinity', 1, 1],
   ] as const)(
     '%s: a session in a tool call counts whole until it has been away longer than any gap its step has shown (new session: engine %i, then %i)',
     (name, soon, late) => {
@@ -71,16 +71,23 @@ describe('gateway policies', () => {
         run(100 + k, 5, 1 + k);
         run(200 + k, 1, 1);
       }
+      /** Session `session`'s first call arrives at `nowS` on engine `expected`; unless `running`, it ends 1 s later in a tool call. */
+      const start = (session: number, nowS: number, expected: number, running = false) => {
+        const info = call(session, 0, nowS);
+        expect(p.routing.route(info, engines, nowS)).toBe(expected);
+        p.observe({ type: 'call-arrive', call: info, engineId: expected, nowS });
+        if (!running) p.observe({ type: 'call-finish', call: info, engineId: expected, nowS: nowS + 1, lastCall: false, stop: 'tool_calls' });
+      };
       // Sessions 1 and 3 on engine 0 go into a tool call; session 2 on engine 1 is running.
-      for (const s of [1, 2, 3]) {
-        const info = call(s, 0, t);
-        expect(p.routing.route(info, engines, t)).toBe(s === 2 ? 1 : 0);
-        p.observe({ type: 'call-arrive', call: info, engineId: s === 2 ? 1 : 0, nowS: t });
-        if (s !== 2) p.observe({ type: 'call-finish', call: info, engineId: 0, nowS: t + 1, lastCall: false, stop: 'tool_calls' });
-      }
+      start(1, t, 0);
+      start(2, t, 1, true);
+      start(3, t, 0);
       // 15 s into their tool calls each has a small chance of calling again, but some: both count, 2 against 1.
       expect(p.routing.route(call(4, 0, t + 16), engines, t + 16)).toBe(soon);
-      // A thousand seconds on, past every gap seen: for saga engine 0's two count as ended, engine 1's two are live.
+      // Session 6: 2 against 2, the lower id; it goes into a tool call too.
+      start(6, t + 16, 0);
+      // A thousand seconds on, past every gap seen: for saga engine 0's three count as ended, engine 1's two
+      // (2 running, 4 never seen arriving) are live; counted, 3 against 2.
       expect(p.routing.route(call(5, 0, t + 1_000), engines, t + 1_000)).toBe(late);
     },
   );

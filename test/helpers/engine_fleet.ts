@@ -24,6 +24,7 @@ import { createInterface } from 'node:readline';
 import type { AgentCall, AgentCallResult } from '../../lib/engine/agent_client';
 import { createRandomModel, type RandomModelPresetName } from '../../lib/engine/random_model';
 import type { EngineKind, GatewayConfigInput, GatewayPolicyName } from '../../lib/router/config';
+import { SESSION_END_PATH } from '../../lib/router/server';
 
 const REPO = path.resolve(__dirname, '..', '..');
 /** The line `saga engine` prints once it listens (lib/engine/command.ts): model id and URL. */
@@ -328,7 +329,7 @@ export function agentSender(options: AgentSenderOptions): (call: AgentCall) => P
       options.onRecord?.(record);
       if (usage === undefined) throw new Error(`${options.url} answered ${response.status} to ${session} call ${index}: ${text.slice(0, 500)}`);
       if (options.endSessions === true && call.lastCall === true) {
-        const ended = await fetch(`${options.url}/saga/sessions/${encodeURIComponent(session)}`, { method: 'DELETE' });
+        const ended = await fetch(options.url + SESSION_END_PATH.replace(':id', encodeURIComponent(session)), { method: 'DELETE' });
         if (ended.status !== 204) throw new Error(`${options.url} answered ${ended.status} to ending ${session}: ${(await ended.text()).slice(0, 500)}`);
       }
       return { promptTokens: record.promptTokens, cachedTokens: record.cachedTokens, completionTokens: record.completionTokens };
