@@ -176,7 +176,7 @@ function readOptions(argv: readonly string[]): Options {
     .option('--latency-policy <name>', 'the gateway policy of part 1 (default saga)')
     .option('--generators <list>', 'part 1: load generators, comma-separated: paced, autocannon (default both)')
     .option('--seconds <S>', 'part 1: seconds of load per rate and target (default 10; --quick 3)')
-    .option('--pin', 'part 1: the gateway on CPU 1, the stub and this process (the load generators) on CPU 0 (taskset, Linux; skipped with a note where it is missing)')
+    .option('--pin', 'part 1: the gateway and the pass-through proxy on CPU 1, the stub and this process (the load generators) on CPU 0 (taskset, Linux; skipped with a note where it is missing)')
     .option('--gateway-node-options <flags>', 'part 1: node options for the gateway process, space-separated (e.g. "--max-semi-space-size=16")')
     .option('--latency-dump <dir>', 'part 1: write every measured 2xx request to DIR/<generator>-<rate>-<direct|gateway>.tsv (paced: send time and latency in ms; autocannon: latency)')
     .option('--gateway-code <form>', 'part 1: dist (default: the gateway as `saga serve` runs it, compiled; dist/ is built first) or source (lib/ through tsx)')
@@ -376,6 +376,37 @@ function writeStubLauncher(dir: string): string {
   return file;
 }
 
+/**
+ * The floor of part 1: a pass-through proxy with nothing of the gateway in it (node:http and an undici Pool,
+ * the client the gateway uses; reads the body, parses its JSON as any OpenAI-aware router must, forwards the
+ * bytes, answers with the upstream's status, type and body). Plain JavaScript, no loader. What it adds over
+ * direct is what one more Node process hop costs on this machine; the gateway's excess over it is its own.
+ */
+function writePassThroughLauncher(dir: string): string {
+  const file = path.join(dir, 'pass_through.mjs');
+  fs.writeFileSync(
+    file,
+    [
+      `import http from 'node:http';`,
+      `import { Pool } from ${JSON.stringify(require.resolve('undici', { paths: [REPO] }))};`,
+      `const upstream = new Pool(process.argv[2], { connections: ${PACED_CONNECTIONS} });`,
+      `function forward(req, res, body) {`,
+      `  JSON.parse(body.toString('utf8'));`,
+      `  upstream.request({ path: req.url, method: req.method, headers: { 'content-type': 'application/json' }, body })`,
+      `    .then(async (r) => { const text = Buffer.from(await r.body.arrayBuffer()); res.writeHead(r.statusCode, { 'content-type': r.headers['content-type'], 'content-length': text.length }); res.end(text); })`,
+      `    .catch((err) => { res.writeHead(502); res.end(String(err)); });`,
+      `}`,
+      `const server = http.createServer((req, res) => { const chunks = []; req.on('data', (c) => chunks.push(c)); req.on('end', () => forward(req, res, Buffer.concat(chunks))); });`,
+      `server.keepAliveTimeout = 60000;`,
+      `process.stdin.on('end', () => process.exit(0));`,
+      `process.stdin.resume();`,
+      `server.listen(0, '127.0.0.1', () => console.log('pass-through proxy on http://127.0.0.1:' + server.address().port));`,
+      '',
+    ].join('\n'),
+  );
+  return file;
+}
+
 const QUANTILES = [0.5, 0.9, 0.99] as const;
 const GENERATORS = [
   { key: 'autocannon', name: `autocannon (overallRate, ${CONNECTIONS} connections: bursts)`, load: autocannonLoad },
@@ -395,11 +426,11 @@ function setCpuAffinity(pid: number, cpus: string): void {
 }
 
 /**
- * `--pin`: the gateway on CPU 1, the stub and this process (the load generators) on CPU 0, every thread of
- * each (taskset -a), as a deployment gives a gateway cores of its own. Returns the layout in words and how
+ * `--pin`: the gateway and the pass-through proxy on CPU 1, the stub and this process (the load generators)
+ * on CPU 0, every thread of each (taskset -a), as a deployment gives a gateway cores of its own. Returns the layout in words and how
  * to undo this process's pinning; unpinned (with why) where taskset is missing or there is one CPU.
  */
-function pinProcesses(pin: boolean, gatewayPid: number, stubPid: number): { readonly layout: string; restore(): void } {
+function pinProcesses(pin: boolean, gatewayPids: readonly number[], stubPid: number): { readonly layout: string; restore(): void } {
   const unpinned = `unpinned: the OS schedules the stub, the gateway and the load generators over ${os.availableParallelism()} CPUs`;
   if (!pin) return { layout: unpinned, restore: () => undefined };
   const own = cpuAffinity(process.pid);
@@ -408,10 +439,10 @@ function pinProcesses(pin: boolean, gatewayPid: number, stubPid: number): { read
     progress(`--pin: not pinned (${why})`);
     return { layout: `${unpinned} (--pin asked, but ${why})`, restore: () => undefined };
   }
-  setCpuAffinity(gatewayPid, '1');
+  for (const pid of gatewayPids) setCpuAffinity(pid, '1');
   setCpuAffinity(stubPid, '0');
   setCpuAffinity(process.pid, '0');
-  return { layout: 'pinned (--pin, taskset): the gateway on CPU 1; the stub and the load generators on CPU 0', restore: () => setCpuAffinity(process.pid, own) };
+  return { layout: 'pinned (--pin, taskset): the gateway (and the pass-through proxy) on CPU 1; the stub and the load generators on CPU 0', restore: () => setCpuAffinity(process.pid, own) };
 }
 
 async function latencyPart(options: Options): Promise<void> {
@@ -433,7 +464,10 @@ async function latencyPart(options: Options): Promise<void> {
     const gateway = await startTsProcess(launcher, gatewayArgs, /^saga serve: listening on (http:\/\/\S+)/, undefined, options.gatewayNodeOptions);
     children.push(gateway);
     const gatewayUrl = gateway.ready[1];
-    const pinning = pinProcesses(options.pin, pidOf(gateway), pidOf(stub));
+    const passThrough = await startTsProcess(writePassThroughLauncher(files.dir), [stubUrl], /^pass-through proxy on (http:\/\/\S+)/);
+    children.push(passThrough);
+    const passThroughUrl = passThrough.ready[1];
+    const pinning = pinProcesses(options.pin, [pidOf(gateway), pidOf(passThrough)], pidOf(stub));
     restoreAffinity = pinning.restore;
 
     say('## Part 1: added latency (stub upstream answering at once)');
@@ -443,6 +477,9 @@ async function latencyPart(options: Options): Promise<void> {
     say(`  sends rate/connections requests back to back, then waits for the next second), so its load comes in bursts of ${CONNECTIONS} concurrent requests;`);
     say(`  and an open-loop generator in this file that sends at an even pace (undici Pool of ${PACED_CONNECTIONS} connections)`);
     say(`- stub and gateway (\`saga serve\`, policy ${latencyPolicy}, one engine of kind openai: the stub) each in a child process, the load generators in the bench process`);
+    say('- the floor: a pass-through proxy in a child process of its own (node:http and an undici Pool, plain JavaScript: reads and parses the body, forwards it,');
+    say('  answers with the upstream\'s answer), measured after the gateway at each rate; what it adds is one more Node process hop on this machine, so');
+    say('  "gateway - pass-through" is what the gateway adds beyond any Node proxy');
     say(`- CPUs: ${pinning.layout}`);
     say(`- gateway code: ${options.gatewayCode === 'dist' ? 'dist/, compiled by tsc (as the `saga` bin runs it)' : 'lib/ from source, through tsx'}`);
     say(`- gateway node options: ${options.gatewayNodeOptions.length === 0 ? 'none' : options.gatewayNodeOptions.join(' ')}`);
@@ -452,25 +489,32 @@ async function latencyPart(options: Options): Promise<void> {
       say(`### ${generator.name}`);
       say();
       progress(`${generator.name}: warm-up, ${seconds} s at ${rates[0]} requests/s on each target`);
-      await generator.load(stubUrl, rates[0], seconds);
-      await generator.load(gatewayUrl, rates[0], seconds);
-      say('| rate req/s | direct p50 ms | p90 | p99 | gateway p50 ms | p90 | p99 | added p50 ms | added p99 ms | achieved req/s direct / gateway | non-2xx direct / gateway | errors+timeouts direct / gateway |');
-      say('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+      for (const url of [stubUrl, gatewayUrl, passThroughUrl]) await generator.load(url, rates[0], seconds);
+      say(
+        '| rate req/s | direct p50 ms | p90 | p99 | gateway p50 ms | p90 | p99 | added p50 ms | added p99 ms | achieved req/s direct / gateway | non-2xx direct / gateway | errors+timeouts direct / gateway | ' +
+          'pass-through p50 / p99 ms | pass-through added p50 / p99 ms | gateway - pass-through p50 / p99 ms | pass-through non-2xx + errors |',
+      );
+      say('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
       for (const rate of rates) {
-        progress(`${generator.name}: ${rate} requests/s, direct, then through the gateway`);
+        progress(`${generator.name}: ${rate} requests/s, direct, through the gateway, then through the pass-through proxy`);
         const dump = options.latencyDump;
         const direct = await generator.load(stubUrl, rate, seconds, dump !== undefined);
         const through = await generator.load(gatewayUrl, rate, seconds, dump !== undefined);
+        const floor = await generator.load(passThroughUrl, rate, seconds, dump !== undefined);
         if (dump !== undefined) {
           fs.mkdirSync(dump, { recursive: true });
-          for (const [target, result] of [['direct', direct], ['gateway', through]] as const) fs.writeFileSync(path.join(dump, `${generator.key}-${rate}-${target}.tsv`), latencyTable(result));
+          for (const [target, result] of [['direct', direct], ['gateway', through], ['pass-through', floor]] as const) {
+            fs.writeFileSync(path.join(dump, `${generator.key}-${rate}-${target}.tsv`), latencyTable(result));
+          }
         }
         const q = (r: LoadResult) => QUANTILES.map((p) => quantile(r.latenciesMs, p));
         const [d50, d90, d99] = q(direct);
         const [g50, g90, g99] = q(through);
+        const [f50, , f99] = q(floor);
         say(
           `| ${rate} | ${ms(d50)} | ${ms(d90)} | ${ms(d99)} | ${ms(g50)} | ${ms(g90)} | ${ms(g99)} | ${ms(g50 - d50)} | ${ms(g99 - d99)} | ` +
-            `${direct.achievedRps.toFixed(0)} / ${through.achievedRps.toFixed(0)} | ${direct.non2xx} / ${through.non2xx} | ${direct.errors + direct.timeouts} / ${through.errors + through.timeouts} |`,
+            `${direct.achievedRps.toFixed(0)} / ${through.achievedRps.toFixed(0)} | ${direct.non2xx} / ${through.non2xx} | ${direct.errors + direct.timeouts} / ${through.errors + through.timeouts} | ` +
+            `${ms(f50)} / ${ms(f99)} | ${ms(f50 - d50)} / ${ms(f99 - d99)} | ${ms(g50 - f50)} / ${ms(g99 - f99)} | ${floor.non2xx + floor.errors + floor.timeouts} |`,
         );
       }
       say();
