@@ -120,6 +120,33 @@ describe('afs', () => {
     expect(q.tieBreak(short, 2)).toBeLessThan(q.tieBreak(longNext, 2));
   });
 
+  it("charges prefill-token equivalents when the engines' costs are given: long outputs weigh their decode steps", () => {
+    // 'talky' writes long answers to short prompts, 'reader' reads long prompts and answers briefly; each
+    // has a second call waiting throughout (both tenants stay backlogged), so the charges alone order them.
+    const mk = (tenant: string, taskIndex: number, promptTokens: number, outputTokens: number): CallInfo => ({
+      taskIndex,
+      callIndex: 0,
+      session: taskIndex,
+      tenant,
+      kind: 'test',
+      arrivalS: 0,
+      promptTokens,
+      outputTokens,
+      blockHashes: new BigUint64Array(0),
+    });
+    const served = (q: AfsQueue) => {
+      const first = [mk('talky', 0, 1000, 100), mk('reader', 1, 2000, 5)];
+      const next = { talky: mk('talky', 2, 1000, 100), reader: mk('reader', 3, 2000, 5) };
+      for (const c of [...first, next.talky, next.reader]) q.observe({ type: 'call-arrive', call: c, engineId: 0, nowS: 0 });
+      for (const c of first) q.observe({ type: 'call-admit', call: c, engineId: 0, cachedTokens: 0, nowS: 0 });
+      for (const c of first) q.observe({ type: 'call-finish', call: c, engineId: 0, nowS: 1, lastCall: false });
+      return { talky: q.counter(0, 'talky'), reader: q.counter(0, 'reader'), talkyFirst: q.priority(next.talky, 1) < q.priority(next.reader, 1) };
+    };
+    expect(served(new AfsQueue())).toEqual({ talky: 1100, reader: 2005, talkyFirst: true });
+    // A decode step costs 20 prefill tokens: talky's answers make it the heavier tenant, and reader goes first.
+    expect(served(new AfsQueue({ costWeights: () => ({ perOutputToken: 20 }) }))).toEqual({ talky: 1000 + 100 * 20, reader: 2000 + 5 * 20, talkyFirst: false });
+  });
+
   it('shifts service shares with tenant weights', () => {
     const plans: TaskPlan[] = [];
     for (let i = 0; i < 40; i++) {

@@ -26,6 +26,21 @@ describe('gateway policies', () => {
     expect(p.graph !== undefined).toBe(PARTS[name].learns);
   });
 
+  it.each(['saga', 'afs'] as const)("%s charges fair share in the engines' prices when the gateway gives them", (name) => {
+    const costs = [{ perOutputToken: 1 }, { perOutputToken: 30 }];
+    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }], (engineId) => costs[engineId]);
+    const queue = p.queue as AfsQueue;
+    for (const engineId of [0, 1]) {
+      const info = { ...call(engineId, 0, 0), tenant: 'a' };
+      p.observe({ type: 'call-arrive', call: info, engineId, nowS: 0 });
+      p.observe({ type: 'call-admit', call: { ...info, outputTokens: 0 }, engineId, cachedTokens: 0, nowS: 0 });
+      p.observe({ type: 'call-finish', call: info, engineId, nowS: 1, lastCall: false });
+    }
+    const prompt = call(0, 0, 0).promptTokens;
+    expect(queue.counter(0, 'a')).toBe(prompt + 8);
+    expect(queue.counter(1, 'a')).toBe(prompt + 8 * 30);
+  });
+
   /** A call of `session` (tenant a, kind k) with a prompt of 4 + callIndex blocks of its own. */
   function call(session: number, callIndex: number, nowS: number): CallInfo {
     const blockHashes = BigUint64Array.from({ length: 4 + callIndex }, (_, i) => BigInt(session * 1_000 + i + 1));

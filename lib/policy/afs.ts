@@ -6,7 +6,10 @@
  * - Service unit: tokens. A call is charged `promptTokens - cachedTokens` (the prefill the engine
  *   computes; cached tokens cost nothing) at its first admission (`call-admit`), and `outputTokens` (its
  *   decode) when it finishes (`call-finish`): the default, and the only causal choice, since an output's
- *   length is unknown until the output ends (test/causality.test.ts fails the other). The bound then
+ *   length is unknown until the output ends (test/causality.test.ts fails the other). Where the engines'
+ *   costs are known (`costWeights`: the gateway learns them from answer times), the tokens are prefill-token
+ *   equivalents: each output token is charged at the engine's price of a decode step in prefill tokens, so
+ *   a tenant whose calls hold an engine longer with their answers pays for it. The bound then
  *   grows by the decode of the tenant's calls in flight (docs/fairness.md). `decodeCharge: 'admit'`
  *   charges the whole call at admission, as fair queuing charges a packet's length when it starts, which
  *   makes the bound exact but reads the output length early (a gateway would use max_tokens): it is for
@@ -63,7 +66,17 @@ export interface AfsOptions {
   readonly expectedOutputTokens?: (call: CallInfo) => number;
   /** Preemption victim: vLLM's newest running call (default) or the most attained service. */
   readonly victim?: 'most-attained' | 'newest';
+  /** An engine's costs in prefill-token equivalents (default: plain tokens, AFS_PLAIN_TOKENS). */
+  readonly costWeights?: (engineId: number) => AfsCostWeights;
 }
+
+/** What a call's parts cost an engine, in prefill tokens. */
+export interface AfsCostWeights {
+  /** Each output token's charge (a decode step's cost over a prefill token's). */
+  readonly perOutputToken: number;
+}
+
+export const AFS_PLAIN_TOKENS: AfsCostWeights = { perOutputToken: 1 };
 
 export const AFS_DEFAULT_URGENT_AT = 0.75;
 export const AFS_DEFAULT_URGENCY_BOOST_TOKENS = 16384;
@@ -126,7 +139,10 @@ export class AfsQueue implements QueuePolicy {
   private readonly urgentAt: number;
   readonly urgencyBoostTokens: number;
   private readonly victimNewest: boolean;
+  private readonly costWeights: ((engineId: number) => AfsCostWeights) | undefined;
   private readonly ledgers: Ledger[] = [];
+  /** decodeCharge 'finish': each program's decode charge added to its lane's in-flight sum at admission. */
+  private readonly inflightCharge = new Map<number, number>();
   /** Engine of each task's current call. */
   private readonly engineOf = new Map<number, number>();
   private readonly programs = new Map<number, Program>();
@@ -156,6 +172,7 @@ export class AfsQueue implements QueuePolicy {
     this.urgentAt = options.urgentAt ?? AFS_DEFAULT_URGENT_AT;
     this.urgencyBoostTokens = options.urgencyBoostTokens ?? AFS_DEFAULT_URGENCY_BOOST_TOKENS;
     this.victimNewest = (options.victim ?? 'newest') === 'newest';
+    this.costWeights = options.costWeights;
   }
 
   /** Plugs in (or removes) the predictor of a program's remaining work (seconds). */
@@ -212,12 +229,15 @@ export class AfsQueue implements QueuePolicy {
       const ledger = this.ledger(event.engineId);
       const lane = ledger.lanes.get(call.tenant);
       const program = this.programs.get(call.taskIndex);
-      const charge = Math.max(0, call.promptTokens - event.cachedTokens) + (this.decodeAtAdmit ? call.outputTokens : 0);
+      const cost = this.costOf(event.engineId);
+      const decode = call.outputTokens * cost.perOutputToken;
+      const charge = Math.max(0, call.promptTokens - event.cachedTokens) + (this.decodeAtAdmit ? decode : 0);
       if (lane !== undefined) {
         this.charge(lane, charge);
         if (lane.waiting > 0) lane.waiting--;
         if (!this.decodeAtAdmit) {
-          lane.inflightDecode += call.outputTokens;
+          lane.inflightDecode += decode;
+          this.inflightCharge.set(call.taskIndex, decode);
           lane.maxInflightV = Math.max(lane.maxInflightV, lane.inflightDecode / lane.weight);
         }
       }
@@ -230,17 +250,21 @@ export class AfsQueue implements QueuePolicy {
       if (!this.decodeAtAdmit) {
         const ledger = this.ledger(event.engineId);
         const lane = ledger.lanes.get(call.tenant);
+        const decode = call.outputTokens * this.costOf(event.engineId).perOutputToken;
         if (lane !== undefined) {
-          this.charge(lane, call.outputTokens);
-          lane.inflightDecode -= call.outputTokens;
+          this.charge(lane, decode);
+          // What admission added (a gateway learns the output's length only now, and admits with 0).
+          lane.inflightDecode -= this.inflightCharge.get(call.taskIndex) ?? 0;
+          this.inflightCharge.delete(call.taskIndex);
         }
         const program = this.programs.get(call.taskIndex);
-        if (program !== undefined) program.attained += call.outputTokens;
+        if (program !== undefined) program.attained += decode;
         this.settle(ledger);
       }
       if (event.lastCall) {
         this.programs.delete(call.taskIndex);
         this.engineOf.delete(call.taskIndex);
+        this.inflightCharge.delete(call.taskIndex);
       }
     } else {
       // A waiting call moved to another engine (work stealing, `call-steal`): it leaves one backlog and
@@ -296,6 +320,10 @@ export class AfsQueue implements QueuePolicy {
     if (lane.waiting === 0 && lane.v < min) lane.v = min;
     lane.waiting++;
     this.settle(ledger);
+  }
+
+  private costOf(engineId: number): AfsCostWeights {
+    return this.costWeights === undefined ? AFS_PLAIN_TOKENS : this.costWeights(engineId);
   }
 
   private laneOf(call: CallInfo): Lane | undefined {

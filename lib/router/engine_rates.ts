@@ -22,6 +22,7 @@
  * Answers without usage (an engine that reports none) teach nothing: the config's values stay.
  */
 import { ENGINE_RATES, GATEWAY } from '../constants';
+import type { AfsCostWeights } from '../policy/afs';
 
 export class EngineRates {
   private chars: number;
@@ -70,6 +71,17 @@ export class EngineRates {
   /** Seconds the engine takes to prefill `estimatedTokens` (the gateway's estimate) it does not cache. */
   prefillS(estimatedTokens: number): number {
     return this.engineTokens(estimatedTokens) * this.secondsPerToken;
+  }
+
+  /**
+   * An output token's price in prefill tokens (the gateway's estimate), for Agent Fair Share: the fit's
+   * seconds per completion token over an estimated prompt token's. A decode step is never cheaper than a
+   * prefill token (each is a forward pass of its own), so it weighs at least 1, as before any answer.
+   * (The fit's constant is not charged: with the prefill term pulled towards the config's prior, the
+   * constant takes up what the prior gets wrong.)
+   */
+  afsCostWeights(): AfsCostWeights {
+    return { perOutputToken: Math.max(1, this.secondsPerCompletionToken / this.prefillS(1)) };
   }
 
   /** Completion tokens an answer has had, on average (forgotten as the fit is). */

@@ -2,9 +2,10 @@
  * The policy objects behind each `saga serve` policy: the same classes the simulator drives (DESIGN.md: a
  * policy never knows which one is driving it), with the gateway's tenants' weights and SLOs.
  * - `saga`: session affinity with work stealing (AffinityStealingRouting, counting as ended the sessions
- *   the AEG gives no chance of calling again), Agent Fair Share over tenants (AfsQueue, tenants' weights; a
- *   program near its SLO moves ahead by the remaining work the AEG predicts), and the Agent Execution Graph
- *   learning from live traffic.
+ *   the AEG gives no chance of calling again), Agent Fair Share over tenants (AfsQueue, tenants' weights; an
+ *   output token charged at its engine's learned price of a decode step in prefill tokens; a program near
+ *   its SLO moves ahead by the remaining work the AEG predicts), and the Agent Execution Graph learning from
+ *   live traffic.
  * - `affinity`: vLLM's session-affinity routing (SessionAffinityRouting, no stealing), FCFS.
  * - `round-robin`, `least-loaded`: no affinity, FCFS.
  * - The ablation, each of saga's mechanisms alone (as the simulator's `saga-routing` and `afs`):
@@ -14,7 +15,7 @@
  */
 import { AgentExecutionGraph } from '../graph/aeg';
 import { DEFAULT_SLO } from '../metrics/metrics';
-import { AfsQueue } from '../policy/afs';
+import { AfsQueue, type AfsCostWeights } from '../policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../policy/load_balancing';
 import { AffinityStealingRouting } from '../policy/saga_routing';
 import type { PolicyEvent, QueuePolicy, RoutingPolicy } from '../policy/types';
@@ -46,7 +47,12 @@ export interface StealEvent {
   readonly nowS: number;
 }
 
-export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[]): GatewayPolicies {
+/**
+ * `costWeights`: each engine's costs for Agent Fair Share, as the gateway learns them (EngineRates), so a
+ * tenant is charged for the engine time its calls take (an output token costs a decode step); without it,
+ * plain tokens.
+ */
+export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[], costWeights?: (engineId: number) => AfsCostWeights): GatewayPolicies {
   let queue: QueuePolicy & Observer;
   const graph = name === 'round-robin' || name === 'least-loaded' || name === 'affinity' ? undefined : new AgentExecutionGraph();
   const routing: GatewayRouting =
@@ -65,6 +71,7 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
       sloSlowdown: DEFAULT_SLO,
       tenantSlos: Object.fromEntries(tenants.map((t) => [t.name, t.slo.slowdown])),
       remainingWorkS: (call) => aeg.remainingWorkS(call),
+      ...(costWeights === undefined ? {} : { costWeights }),
     });
   } else {
     queue = new FcfsQueue();
