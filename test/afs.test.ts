@@ -14,6 +14,11 @@ import type { Task, Workload } from '../lib/workloads/types';
 
 const BS = 16;
 
+/** A call of a program of its own (session = task) with no blocks: for the queue alone. */
+function callOf(tenant: string, taskIndex: number, promptTokens: number, outputTokens: number, arrivalS = 0, callIndex = 0): CallInfo {
+  return { taskIndex, callIndex, session: taskIndex, tenant, kind: 'test', arrivalS, promptTokens, outputTokens, blockHashes: new BigUint64Array(0) };
+}
+
 interface TaskPlan {
   tenant: string;
   arrivalS: number;
@@ -98,17 +103,7 @@ describe('afs', () => {
 
     // The same ordering, on the queue itself.
     const q = new AfsQueue();
-    const call = (taskIndex: number, callIndex: number, arrivalS: number): CallInfo => ({
-      taskIndex,
-      callIndex,
-      session: taskIndex,
-      tenant: 'a',
-      kind: 'test',
-      arrivalS,
-      promptTokens: 1000,
-      outputTokens: 100,
-      blockHashes: new BigUint64Array(0),
-    });
+    const call = (taskIndex: number, callIndex: number, arrivalS: number) => callOf('a', taskIndex, 1000, 100, arrivalS, callIndex);
     q.observe({ type: 'call-arrive', call: call(0, 0, 0), engineId: 0, nowS: 0 });
     q.observe({ type: 'call-admit', call: call(0, 0, 0), engineId: 0, cachedTokens: 0, nowS: 0 });
     q.observe({ type: 'call-finish', call: call(0, 0, 0), engineId: 0, nowS: 1, lastCall: false });
@@ -123,20 +118,9 @@ describe('afs', () => {
   it("charges prefill-token equivalents when the engines' costs are given: long outputs weigh their decode steps", () => {
     // 'talky' writes long answers to short prompts, 'reader' reads long prompts and answers briefly; each
     // has a second call waiting throughout (both tenants stay backlogged), so the charges alone order them.
-    const mk = (tenant: string, taskIndex: number, promptTokens: number, outputTokens: number): CallInfo => ({
-      taskIndex,
-      callIndex: 0,
-      session: taskIndex,
-      tenant,
-      kind: 'test',
-      arrivalS: 0,
-      promptTokens,
-      outputTokens,
-      blockHashes: new BigUint64Array(0),
-    });
-    const served = (q: AfsQueue) => {
-      const first = [mk('talky', 0, 1000, 100), mk('reader', 1, 2000, 5)];
-      const next = { talky: mk('talky', 2, 1000, 100), reader: mk('reader', 3, 2000, 5) };
+        const served = (q: AfsQueue) => {
+      const first = [callOf('talky', 0, 1000, 100), callOf('reader', 1, 2000, 5)];
+      const next = { talky: callOf('talky', 2, 1000, 100), reader: callOf('reader', 3, 2000, 5) };
       for (const c of [...first, next.talky, next.reader]) q.observe({ type: 'call-arrive', call: c, engineId: 0, nowS: 0 });
       for (const c of first) q.observe({ type: 'call-admit', call: c, engineId: 0, cachedTokens: 0, nowS: 0 });
       for (const c of first) q.observe({ type: 'call-finish', call: c, engineId: 0, nowS: 1, lastCall: false });
@@ -171,17 +155,7 @@ describe('afs', () => {
 
   it('lifts a newly backlogged tenant to the least backlogged counter (no banked credit)', () => {
     const q = new AfsQueue();
-    const mk = (tenant: string, taskIndex: number, arrivalS: number): CallInfo => ({
-      taskIndex,
-      callIndex: 0,
-      session: taskIndex,
-      tenant,
-      kind: 'test',
-      arrivalS,
-      promptTokens: 5000,
-      outputTokens: 1000,
-      blockHashes: new BigUint64Array(0),
-    });
+    const mk = (tenant: string, taskIndex: number, arrivalS: number) => callOf(tenant, taskIndex, 5000, 1000, arrivalS);
     for (let i = 0; i < 5; i++) {
       const c = mk('busy', i, i);
       q.observe({ type: 'call-arrive', call: c, engineId: 0, nowS: i });
@@ -209,7 +183,7 @@ describe('afs', () => {
 
   it("judges each tenant's urgency by its own SLO", () => {
     const q = new AfsQueue({ sloSlowdown: 2, tenantSlos: { strict: 1.5, loose: 20 } });
-    const mk = (tenant: string, taskIndex: number): CallInfo => ({ taskIndex, callIndex: 0, session: taskIndex, tenant, kind: 'test', arrivalS: 0, promptTokens: 100, outputTokens: 10, blockHashes: new BigUint64Array(0) });
+    const mk = (tenant: string, taskIndex: number) => callOf(tenant, taskIndex, 100, 10);
     const calls = [mk('strict', 0), mk('loose', 1), mk('other', 2)];
     for (const c of calls) q.observe({ type: 'call-arrive', call: c, engineId: 0, nowS: 0 });
     const plain = calls.map((c) => q.priority(c, 3));
@@ -220,17 +194,7 @@ describe('afs', () => {
 
   it('preempts the running call of the tenant with the most attained service, newest on ties', () => {
     const q = new AfsQueue({ victim: 'most-attained' });
-    const mk = (tenant: string, taskIndex: number): CallInfo => ({
-      taskIndex,
-      callIndex: 0,
-      session: taskIndex,
-      tenant,
-      kind: 'test',
-      arrivalS: 0,
-      promptTokens: tenant === 'big' ? 9000 : 100,
-      outputTokens: 10,
-      blockHashes: new BigUint64Array(0),
-    });
+    const mk = (tenant: string, taskIndex: number) => callOf(tenant, taskIndex, tenant === 'big' ? 9000 : 100, 10);
     const calls = [mk('big', 0), mk('small', 1), mk('big', 2), mk('small', 3)];
     calls[2] = { ...calls[2], promptTokens: 9000 };
     for (const c of calls) {
@@ -282,7 +246,7 @@ describe('autellix', () => {
     const load = [0, 0];
     // Only what the locality-aware router reads.
     const engines = [0, 1].map((id) => ({ id, outstandingCalls: () => load[id], queuedTokens: () => 0 }) as unknown as EngineView);
-    const call = (callIndex: number, promptTokens: number): CallInfo => ({ taskIndex: 0, callIndex, session: 0, tenant: 'a', kind: 'test', arrivalS: 0, promptTokens, outputTokens: 1, blockHashes: new BigUint64Array(0) });
+    const call = (callIndex: number, promptTokens: number) => callOf('a', 0, promptTokens, 1, 0, callIndex);
     expect(routing.route(call(0, 5000), engines, 0)).toBe(0);
     load[0] = 5;
     expect(routing.route(call(1, 5000), engines, 0)).toBe(0); // long: stays with its KV
