@@ -128,7 +128,7 @@ describe('afs', () => {
     };
     expect(served(new AfsQueue())).toEqual({ talky: 1100, reader: 2005, talkyFirst: true });
     // A decode step costs 20 prefill tokens: talky's answers make it the heavier tenant, and reader goes first.
-    expect(served(new AfsQueue({ costWeights: () => ({ perOutputToken: 20 }) }))).toEqual({ talky: 1000 + 100 * 20, reader: 2000 + 5 * 20, talkyFirst: false });
+    expect(served(new AfsQueue({ decodePrice: () => 20 }))).toEqual({ talky: 1000 + 100 * 20, reader: 2000 + 5 * 20, talkyFirst: false });
   });
 
   it('shifts service shares with tenant weights', () => {

@@ -53,7 +53,7 @@ describe('EngineRates', () => {
 
   it("prices an output token in prefill tokens for fair share: plain tokens before answers, then the fit's decode cost", () => {
     const rates = new EngineRates(10_000);
-    expect(rates.afsCostWeights()).toEqual({ perOutputToken: 1 });
+    expect(rates.decodePrice).toBe(1);
     const next = uniform(2);
     for (let i = 0; i < 60; i++) {
       const prompt = 200 + Math.floor(1800 * next());
@@ -65,14 +65,13 @@ describe('EngineRates', () => {
     // The gateway estimates GATEWAY.charsPerToken characters a token, the engine counts two: an estimated token is
     // charsPerToken / 2 engine tokens, so a completion token costs 0.02 s / (charsPerToken / 2 / 1500 s).
     const estimatedTokenS = GATEWAY.charsPerToken / 2 / 1500;
-    const w = rates.afsCostWeights();
     // (the ridge prior pulls the prefill cost towards the config's 10,000 tokens/s, as in the fit's test above)
-    expect(w.perOutputToken).toBeGreaterThan((0.02 / estimatedTokenS) * 0.8);
-    expect(w.perOutputToken).toBeLessThan((0.02 / estimatedTokenS) * 1.25);
+    expect(rates.decodePrice).toBeGreaterThan((0.02 / estimatedTokenS) * 0.8);
+    expect(rates.decodePrice).toBeLessThan((0.02 / estimatedTokenS) * 1.25);
     // A decode step never weighs less than a prefill token, even when answers say so.
     const cheap = new EngineRates(10_000);
     for (let i = 0; i < 60; i++) cheap.observe(4000, 2000, 0, 1 + (i % 50), 2000 / 1500);
-    expect(cheap.afsCostWeights().perOutputToken).toBe(1);
+    expect(cheap.decodePrice).toBe(1);
   });
 
   it('one slow answer of a short prompt does not overturn the prior (a stub that waits, not a slow prefill)', () => {

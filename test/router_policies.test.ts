@@ -27,8 +27,8 @@ describe('gateway policies', () => {
   });
 
   it.each(['saga', 'afs'] as const)("%s charges fair share in the engines' prices when the gateway gives them", (name) => {
-    const costs = [{ perOutputToken: 1 }, { perOutputToken: 30 }];
-    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }], (engineId) => costs[engineId]);
+    const prices = [1, 30];
+    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }], (engineId) => prices[engineId]);
     const queue = p.queue as AfsQueue;
     for (const engineId of [0, 1]) {
       const info = { ...call(engineId, 0, 0), tenant: 'a' };

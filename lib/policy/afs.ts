@@ -7,7 +7,7 @@
  *   computes; cached tokens cost nothing) at its first admission (`call-admit`), and `outputTokens` (its
  *   decode) when it finishes (`call-finish`): the default, and the only causal choice, since an output's
  *   length is unknown until the output ends (test/causality.test.ts fails the other). Where the engines'
- *   costs are known (`costWeights`: the gateway learns them from answer times), the tokens are prefill-token
+ *   costs are known (`decodePrice`: the gateway learns them from answer times), the tokens are prefill-token
  *   equivalents: each output token is charged at the engine's price of a decode step in prefill tokens, so
  *   a tenant whose calls hold an engine longer with their answers pays for it. The bound then
  *   grows by the decode of the tenant's calls in flight (docs/fairness.md). `decodeCharge: 'admit'`
@@ -66,17 +66,9 @@ export interface AfsOptions {
   readonly expectedOutputTokens?: (call: CallInfo) => number;
   /** Preemption victim: vLLM's newest running call (default) or the most attained service. */
   readonly victim?: 'most-attained' | 'newest';
-  /** An engine's costs in prefill-token equivalents (default: plain tokens, AFS_PLAIN_TOKENS). */
-  readonly costWeights?: (engineId: number) => AfsCostWeights;
+  /** Prefill tokens an output token is charged on an engine: a decode step's cost over a prefill token's (default 1: plain tokens). */
+  readonly decodePrice?: (engineId: number) => number;
 }
-
-/** What a call's parts cost an engine, in prefill tokens. */
-export interface AfsCostWeights {
-  /** Each output token's charge (a decode step's cost over a prefill token's). */
-  readonly perOutputToken: number;
-}
-
-export const AFS_PLAIN_TOKENS: AfsCostWeights = { perOutputToken: 1 };
 
 export const AFS_DEFAULT_URGENT_AT = 0.75;
 export const AFS_DEFAULT_URGENCY_BOOST_TOKENS = 16384;
@@ -139,7 +131,7 @@ export class AfsQueue implements QueuePolicy {
   private readonly urgentAt: number;
   readonly urgencyBoostTokens: number;
   private readonly victimNewest: boolean;
-  private readonly costWeights: ((engineId: number) => AfsCostWeights) | undefined;
+  private readonly decodePrice: ((engineId: number) => number) | undefined;
   private readonly ledgers: Ledger[] = [];
   /** decodeCharge 'finish': each program's decode charge added to its lane's in-flight sum at admission. */
   private readonly inflightCharge = new Map<number, number>();
@@ -172,7 +164,7 @@ export class AfsQueue implements QueuePolicy {
     this.urgentAt = options.urgentAt ?? AFS_DEFAULT_URGENT_AT;
     this.urgencyBoostTokens = options.urgencyBoostTokens ?? AFS_DEFAULT_URGENCY_BOOST_TOKENS;
     this.victimNewest = (options.victim ?? 'newest') === 'newest';
-    this.costWeights = options.costWeights;
+    this.decodePrice = options.decodePrice;
   }
 
   /** Plugs in (or removes) the predictor of a program's remaining work (seconds). */
@@ -229,8 +221,7 @@ export class AfsQueue implements QueuePolicy {
       const ledger = this.ledger(event.engineId);
       const lane = ledger.lanes.get(call.tenant);
       const program = this.programs.get(call.taskIndex);
-      const cost = this.costOf(event.engineId);
-      const decode = call.outputTokens * cost.perOutputToken;
+      const decode = call.outputTokens * this.priceOf(event.engineId);
       const charge = Math.max(0, call.promptTokens - event.cachedTokens) + (this.decodeAtAdmit ? decode : 0);
       if (lane !== undefined) {
         this.charge(lane, charge);
@@ -250,7 +241,7 @@ export class AfsQueue implements QueuePolicy {
       if (!this.decodeAtAdmit) {
         const ledger = this.ledger(event.engineId);
         const lane = ledger.lanes.get(call.tenant);
-        const decode = call.outputTokens * this.costOf(event.engineId).perOutputToken;
+        const decode = call.outputTokens * this.priceOf(event.engineId);
         if (lane !== undefined) {
           this.charge(lane, decode);
           // What admission added (a gateway learns the output's length only now, and admits with 0).
@@ -322,8 +313,8 @@ export class AfsQueue implements QueuePolicy {
     this.settle(ledger);
   }
 
-  private costOf(engineId: number): AfsCostWeights {
-    return this.costWeights === undefined ? AFS_PLAIN_TOKENS : this.costWeights(engineId);
+  private priceOf(engineId: number): number {
+    return this.decodePrice === undefined ? 1 : this.decodePrice(engineId);
   }
 
   private laneOf(call: CallInfo): Lane | undefined {

@@ -22,7 +22,6 @@
  * Answers without usage (an engine that reports none) teach nothing: the config's values stay.
  */
 import { ENGINE_RATES, GATEWAY } from '../constants';
-import type { AfsCostWeights } from '../policy/afs';
 
 export class EngineRates {
   private chars: number;
@@ -80,8 +79,8 @@ export class EngineRates {
    * (The fit's constant is not charged: with the prefill term pulled towards the config's prior, the
    * constant takes up what the prior gets wrong.)
    */
-  afsCostWeights(): AfsCostWeights {
-    return { perOutputToken: Math.max(1, this.secondsPerCompletionToken / this.prefillS(1)) };
+  get decodePrice(): number {
+    return Math.max(1, this.secondsPerCompletionToken / this.prefillS(1));
   }
 
   /** Completion tokens an answer has had, on average (forgotten as the fit is). */

@@ -15,7 +15,7 @@
  */
 import { AgentExecutionGraph } from '../graph/aeg';
 import { DEFAULT_SLO } from '../metrics/metrics';
-import { AfsQueue, type AfsCostWeights } from '../policy/afs';
+import { AfsQueue } from '../policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../policy/load_balancing';
 import { AffinityStealingRouting } from '../policy/saga_routing';
 import type { PolicyEvent, QueuePolicy, RoutingPolicy } from '../policy/types';
@@ -48,11 +48,11 @@ export interface StealEvent {
 }
 
 /**
- * `costWeights`: each engine's costs for Agent Fair Share, as the gateway learns them (EngineRates), so a
- * tenant is charged for the engine time its calls take (an output token costs a decode step); without it,
+ * `decodePrice`: each engine's price of an output token in prefill tokens for Agent Fair Share, as the
+ * gateway learns it (EngineRates), so a tenant is charged for the engine time its answers take; without it,
  * plain tokens.
  */
-export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[], costWeights?: (engineId: number) => AfsCostWeights): GatewayPolicies {
+export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[], decodePrice?: (engineId: number) => number): GatewayPolicies {
   let queue: QueuePolicy & Observer;
   const graph = name === 'round-robin' || name === 'least-loaded' || name === 'affinity' ? undefined : new AgentExecutionGraph();
   const routing: GatewayRouting =
@@ -71,7 +71,7 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
       sloSlowdown: DEFAULT_SLO,
       tenantSlos: Object.fromEntries(tenants.map((t) => [t.name, t.slo.slowdown])),
       remainingWorkS: (call) => aeg.remainingWorkS(call),
-      ...(costWeights === undefined ? {} : { costWeights }),
+      ...(decodePrice === undefined ? {} : { decodePrice }),
     });
   } else {
     queue = new FcfsQueue();
