@@ -178,7 +178,7 @@ function readOptions(argv: readonly string[]): Options {
     .option('--seconds <S>', 'part 1: seconds of load per rate and target (default 10; --quick 3)')
     .option('--pin', 'part 1: the gateway and the pass-through proxy on CPU 1, the stub and this process (the load generators) on CPU 0 (taskset, Linux; skipped with a note where it is missing)')
     .option('--gateway-node-options <flags>', 'part 1: node options for the gateway process, space-separated (e.g. "--max-semi-space-size=16")')
-    .option('--latency-dump <dir>', 'part 1: write every measured 2xx request to DIR/<generator>-<rate>-<direct|gateway>.tsv (paced: send time and latency in ms; autocannon: latency)')
+    .option('--latency-dump <dir>', 'part 1: write every measured 2xx request to DIR/<generator>-<rate>-<direct|gateway|pass-through>.tsv (paced: send time and latency in ms; autocannon: latency)')
     .option('--gateway-code <form>', 'part 1: dist (default: the gateway as `saga serve` runs it, compiled; dist/ is built first) or source (lib/ through tsx)')
     .option('--seed <S>', 'seed of the workload (part 2)')
     .option('--tasks <N>', 'agent programs in the workload (part 2)')
@@ -391,7 +391,7 @@ function writePassThroughLauncher(dir: string): string {
       `import { Pool } from ${JSON.stringify(require.resolve('undici', { paths: [REPO] }))};`,
       `const upstream = new Pool(process.argv[2], { connections: ${PACED_CONNECTIONS} });`,
       `function forward(req, res, body) {`,
-      `  JSON.parse(body.toString('utf8'));`,
+      `  try { JSON.parse(body.toString('utf8')); } catch { res.writeHead(400); res.end('bad JSON'); return; }`,
       `  upstream.request({ path: req.url, method: req.method, headers: { 'content-type': 'application/json' }, body })`,
       `    .then(async (r) => { const text = Buffer.from(await r.body.arrayBuffer()); res.writeHead(r.statusCode, { 'content-type': r.headers['content-type'], 'content-length': text.length }); res.end(text); })`,
       `    .catch((err) => { res.writeHead(502); res.end(String(err)); });`,
@@ -427,8 +427,9 @@ function setCpuAffinity(pid: number, cpus: string): void {
 
 /**
  * `--pin`: the gateway and the pass-through proxy on CPU 1, the stub and this process (the load generators)
- * on CPU 0, every thread of each (taskset -a), as a deployment gives a gateway cores of its own. Returns the layout in words and how
- * to undo this process's pinning; unpinned (with why) where taskset is missing or there is one CPU.
+ * on CPU 0, every thread of each (taskset -a), as a deployment gives a gateway cores of its own. Returns the
+ * layout in words and how to undo this process's pinning; unpinned (with why) where taskset is missing or
+ * there is one CPU.
  */
 function pinProcesses(pin: boolean, gatewayPids: readonly number[], stubPid: number): { readonly layout: string; restore(): void } {
   const unpinned = `unpinned: the OS schedules the stub, the gateway and the load generators over ${os.availableParallelism()} CPUs`;

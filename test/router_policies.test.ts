@@ -31,7 +31,7 @@ describe('gateway policies', () => {
     const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }], (engineId) => prices[engineId]);
     const queue = p.queue as AfsQueue;
     for (const engineId of [0, 1]) {
-      const info = { ...call(engineId, 0, 0), tenant: 'a' };
+      const info = call(engineId, 0, 0);
       p.observe({ type: 'call-arrive', call: info, engineId, nowS: 0 });
       p.observe({ type: 'call-admit', call: { ...info, outputTokens: 0 }, engineId, cachedTokens: 0, nowS: 0 });
       p.observe({ type: 'call-finish', call: info, engineId, nowS: 1, lastCall: false });
