@@ -41,11 +41,30 @@ describe('gateway policies', () => {
     expect(queue.counter(1, 'a')).toBe(prompt + 8 * 30);
   });
 
-  /** A call of `session` (tenant a, kind k) with a prompt of 4 + callIndex blocks of its own. */
-  function call(session: number, callIndex: number, nowS: number): CallInfo {
+  /** A call of `session` (tenant a, kind k unless named) with a prompt of 4 + callIndex blocks of its own. */
+  function call(session: number, callIndex: number, nowS: number, kind = 'k'): CallInfo {
     const blockHashes = BigUint64Array.from({ length: 4 + callIndex }, (_, i) => BigInt(session * 1_000 + i + 1));
-    return { taskIndex: session, callIndex, session, tenant: 'a', kind: 'k', arrivalS: nowS, promptTokens: blockHashes.length * 16, outputTokens: 8, blockHashes };
+    return { taskIndex: session, callIndex, session, tenant: 'a', kind, arrivalS: nowS, promptTokens: blockHashes.length * 16, outputTokens: 8, blockHashes };
   }
+
+  it.each([
+    ['saga', 0],
+    ['saga-routing', 0],
+    ['affinity', 1],
+    ['afs', 1],
+  ] as const)('%s: a new session goes among its own workflow kind where the load bound allows (engine %i)', (name, expected) => {
+    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }]);
+    const engines = [engine(0), engine(1)];
+    // Two coding sessions on engine 0, then a browsing one on engine 1 (the fewer sessions), all running.
+    for (const [session, kind] of [[1, 'coding'], [2, 'coding'], [3, 'browsing']] as const) {
+      const info = call(session, 0, 0, kind);
+      const engineId = session === 3 ? 1 : 0;
+      p.routing.route(info, engines, 0);
+      p.routing.moveHome?.(session, engineId);
+      p.observe({ type: 'call-arrive', call: info, engineId, nowS: 0 });
+    }
+    expect(p.routing.route(call(4, 0, 1, 'coding'), engines, 1)).toBe(expected);
+  });
 
   /** An idle engine caching nothing. */
   function engine(id: number): EngineView {

@@ -43,13 +43,13 @@ function engine(id: number, free = 10_000): FakeEngine {
   return e;
 }
 
-function call(session: number, callIndex: number, blocks: number, arrivalS = 0): CallInfo {
+function call(session: number, callIndex: number, blocks: number, arrivalS = 0, kind = 'k'): CallInfo {
   return {
     taskIndex: session,
     callIndex,
     session,
     tenant: 't',
-    kind: 'k',
+    kind,
     arrivalS,
     promptTokens: blocks * 16,
     outputTokens: 10,
@@ -392,5 +392,95 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
     expect(r.route(call(1, 1, 100, 5), engines, 5)).toBe(0);
     homeWait = 1;
     expect(r.route(call(1, 2, 100, 6), engines, 6)).toBe(1);
+  });
+  describe('keeping workflow kinds apart (separateKinds)', () => {
+    const coding = (session: number, callIndex = 0, blocks = 1, arrivalS = 0) => call(session, callIndex, blocks, arrivalS, 'coding');
+    const browsing = (session: number, callIndex = 0, blocks = 1, arrivalS = 0) => call(session, callIndex, blocks, arrivalS, 'browsing');
+
+    /** Homes each session on the engine named (routing it new, then moving it). */
+    function home(r: AffinityStealingRouting, engines: FakeEngine[], placed: readonly [CallInfo, number][]): void {
+      for (const [c, id] of placed) {
+        r.route(c, engines, 0);
+        r.moveHome(c.session, id);
+      }
+    }
+
+    it('homes a new session among its own kind where the load bound allows, where plain affinity takes the fewest sessions', () => {
+      const engines = [engine(0), engine(1), engine(2)];
+      const placed: [CallInfo, number][] = [[coding(1), 0], [coding(2), 0], [browsing(3), 1], [browsing(4), 2]];
+      const apart = new AffinityStealingRouting(undefined, { separateKinds: true });
+      const plain = new AffinityStealingRouting();
+      home(apart, engines, placed);
+      home(plain, engines, placed);
+      // Engine 0: two coding sessions, within the slack of the others' one each.
+      expect(apart.route(coding(5), engines, 1)).toBe(0);
+      expect(plain.route(coding(5), engines, 1)).toBe(1);
+      // A browsing session: engines 1 and 2 are all browsing; the fewer sessions, then the lower id.
+      expect(apart.route(browsing(6), engines, 1)).toBe(1);
+    });
+
+    it('still never homes a new session more than the slack above the least loaded', () => {
+      const engines = [engine(0), engine(1), engine(2)];
+      const r = new AffinityStealingRouting(undefined, { separateKinds: true });
+      home(r, engines, [[coding(1), 0], [coding(2), 0], [coding(3), 0], [browsing(4), 1], [browsing(5), 2]]);
+      // Engine 0 has 3 sessions, the others 1 (slack 1): the coding session goes among browsing ones.
+      expect(r.route(coding(6), engines, 1)).toBe(1);
+    });
+
+    it('takes an empty engine over one of its own kind unless the prefix is cached there', () => {
+      const engines = [engine(0), engine(1)];
+      const r = new AffinityStealingRouting(undefined, { separateKinds: true });
+      home(r, engines, [[coding(1), 0]]);
+      expect(r.route(coding(2), engines, 1)).toBe(1);
+      // Session 3 shares session 1's first block (a system prompt) cached on engine 0.
+      const withPrompt = coding(3, 0, 2);
+      withPrompt.blockHashes[0] = coding(1).blockHashes[0];
+      engines[0].cached.add(withPrompt.blockHashes[0]);
+      expect(r.route(withPrompt, engines, 1)).toBe(0);
+    });
+
+    it('counts by the liveness estimate: sessions taken as ended do not mix an engine', () => {
+      const engines = [engine(0), engine(1)];
+      const ended = new Set<number>();
+      const r = new AffinityStealingRouting((session) => (ended.has(session) ? 0 : 1), { separateKinds: true });
+      home(r, engines, [[browsing(1), 0], [coding(7), 0], [coding(2), 1], [coding(3), 1]]);
+      // Engine 0's coding session has ended, its browsing one is live; engine 1 homes two live coding ones.
+      ended.add(7);
+      expect(r.route(coding(4), engines, 1)).toBe(1);
+      // Engine 0's browsing session has ended too: engine 0 is empty (and has fewer sessions).
+      ended.add(1);
+      expect(r.route(coding(5), engines, 2)).toBe(0);
+    });
+
+    it('weighs each session of the kind by its liveness', () => {
+      const engines = [engine(0), engine(1)];
+      const r = new AffinityStealingRouting((session) => (session === 7 ? 0.5 : 1), { separateKinds: true });
+      home(r, engines, [[browsing(1), 0], [coding(7), 0], [coding(2), 1], [browsing(8), 1]]);
+      // Engine 0: 1.5 live, 0.5 of them coding (other kinds 2/3); engine 1: 2 live, 1 coding (1/2).
+      expect(r.route(coding(4), engines, 1)).toBe(1);
+    });
+
+    it('moves no home among more sessions of other kinds than it leaves, by a steal or at arrival', () => {
+      for (const apart of [true, false]) {
+        const engines = [engine(0), engine(1)];
+        const r = new AffinityStealingRouting(undefined, { separateKinds: apart });
+        const a = coding(1, 0, 100);
+        home(r, engines, [[a, 0], [coding(2), 0], [browsing(3), 1]]);
+        engines[0].waiting = [{ call: a, enqueuedS: 0 }];
+        // Waited 5 s against a 0.16 s recompute on engine 1, which homes a browsing session only.
+        expect(r.steal(engines[1], engines, 5)).toEqual(apart ? undefined : { from: 0, call: a });
+        engines[0].waiting = [{ call: coding(2, 1, 1, 5), enqueuedS: 0 }];
+        expect(r.route(coding(1, 1, 100, 6), engines, 6)).toBe(apart ? 0 : 1);
+      }
+    });
+
+    it('lets a session move from a mixed engine to one of its own kind', () => {
+      const engines = [engine(0), engine(1)];
+      const r = new AffinityStealingRouting(undefined, { separateKinds: true });
+      const a = browsing(1, 0, 100);
+      home(r, engines, [[a, 0], [coding(2), 0], [browsing(3), 1]]);
+      engines[0].waiting = [{ call: a, enqueuedS: 0 }];
+      expect(r.steal(engines[1], engines, 5)).toEqual({ from: 0, call: a });
+    });
   });
 });

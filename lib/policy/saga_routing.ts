@@ -4,7 +4,9 @@
  * - Affinity: a session's calls go to its home engine, where its KV lives; a new session goes, among the
  *   engines within ROUTING.newSessionSlack live sessions of the least loaded, to the one caching the
  *   longest prefix of its prompt (so calls sharing a system prompt or tool schema batch on one engine),
- *   as vllm's routing does (lib/policy/vllm.ts).
+ *   as vllm's routing does (lib/policy/vllm.ts). With `separateKinds` (the gateway's saga), first to the
+ *   engines whose live sessions are least of other workflow kinds (size-based assignment, the kind standing
+ *   in for the size of its calls), and no home moves among more sessions of other kinds than it leaves.
  * - The home moves by the stealing test: a returning call whose home has calls waiting goes instead to
  *   an engine that can admit it at once when the queueing delay it saves exceeds the cost of recomputing
  *   the part of its context that only the home caches.
@@ -37,16 +39,20 @@
  * interval).
  */
 import type { CallInfo, EngineView, RoutingPolicy, Steal, WaitingInfo } from './types';
-import { SessionAffinityRouting, type SessionLiveness } from './vllm';
+import { SessionAffinityRouting, type AffinityOptions, type SessionLiveness } from './vllm';
 import type { PolicyEvent } from './types';
 
 export class AffinityStealingRouting implements RoutingPolicy {
   readonly name = 'saga-routing';
   private readonly affinity: SessionAffinityRouting;
 
-  /** `liveness`: where given, an engine's sessions count by it (SessionAffinityRouting). */
-  constructor(liveness?: SessionLiveness) {
-    this.affinity = new SessionAffinityRouting(liveness);
+  /**
+   * `liveness`: where given, an engine's sessions count by it; `options.separateKinds`: new sessions prefer
+   * engines of their own workflow kind, and no home moves among more sessions of other kinds than it leaves
+   * (both SessionAffinityRouting).
+   */
+  constructor(liveness?: SessionLiveness, options: AffinityOptions = {}) {
+    this.affinity = new SessionAffinityRouting(liveness, options);
   }
 
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
@@ -101,9 +107,12 @@ export class AffinityStealingRouting implements RoutingPolicy {
    * when the move balances load: the target, with the session, still homes fewer live sessions than the
    * home did. Such an engine is idle only while its sessions are in tool calls; they come back to find
    * the moved session holding a place for its whole service. A batching engine shares its iterations
-   * instead, which the price counts.
+   * instead, which the price counts. Where kinds are kept apart, never among more sessions of other
+   * workflow kinds than it leaves: a moved session takes all its later calls there, and a long-call kind
+   * moved among short calls slows every one of them (SessionAffinityRouting.otherKindShare).
    */
   private mayMove(target: EngineView, home: number, session: number, nowS: number): boolean {
+    if (this.affinity.movesAmongOtherKinds(session, home, target.id, nowS)) return false;
     if (target.places === undefined) return true;
     const sessions = this.affinity.liveSessions(target.id, nowS) + 1;
     return sessions <= target.places || sessions < this.affinity.liveSessions(home, nowS, session);

@@ -47,11 +47,21 @@ export class SessionAffinityRouting implements RoutingPolicy {
    */
   private readonly expected: number[] = [];
 
+  /** With `separateKinds`: each homed session's workflow kind, and each engine's homed sessions per kind. */
+  private readonly kinds: KindSeparation | undefined;
+
   /**
    * `liveness`: where given, an engine's load is the sum of its sessions' liveness instead of the count of
-   * sessions not yet known to have ended.
+   * sessions not yet known to have ended. `separateKinds` (saga's routing at a gateway; never vLLM's): a new
+   * session prefers, among the engines the load bound allows, those whose live sessions are least of other
+   * workflow kinds, before the cached prefix (see `otherKindShare`).
    */
-  constructor(private readonly liveness?: SessionLiveness) {}
+  constructor(
+    private readonly liveness?: SessionLiveness,
+    options: AffinityOptions = {},
+  ) {
+    this.kinds = options.separateKinds === true ? new KindSeparation() : undefined;
+  }
 
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
     const known = this.home.get(call.session);
@@ -64,25 +74,29 @@ export class SessionAffinityRouting implements RoutingPolicy {
     let minSessions = Infinity;
     for (const engine of engines) minSessions = Math.min(minSessions, this.liveSessions(engine.id, nowS));
     let best = -1;
+    let bestMixed = 0;
     let bestPrefix = -1;
     let bestSessions = 0;
     let bestLoad = 0;
     for (const engine of engines) {
       const sessions = this.liveSessions(engine.id, nowS);
       if (sessions > minSessions + ROUTING_SLACK_SESSIONS) continue;
+      const mixed = this.kinds === undefined ? 0 : this.otherKindShare(engine.id, call.kind, nowS);
       const prefix = call.blockHashes.length > 0 ? engine.cachedPrefixBlocks(call.blockHashes) : 0;
       const load = engine.outstandingCalls();
       const better =
         best < 0 ||
-        prefix > bestPrefix ||
-        (prefix === bestPrefix && (sessions < bestSessions || (sessions === bestSessions && load < bestLoad)));
+        mixed < bestMixed ||
+        (mixed === bestMixed && (prefix > bestPrefix || (prefix === bestPrefix && (sessions < bestSessions || (sessions === bestSessions && load < bestLoad)))));
       if (better) {
         best = engine.id;
+        bestMixed = mixed;
         bestPrefix = prefix;
         bestSessions = sessions;
         bestLoad = load;
       }
     }
+    this.kinds?.kindOf.set(call.session, call.kind);
     this.setHome(call.session, best);
     return best;
   }
@@ -111,6 +125,38 @@ export class SessionAffinityRouting implements RoutingPolicy {
     return calling !== undefined && homed.has(calling) ? expected - liveness(calling, nowS) + 1 : expected;
   }
 
+  /**
+   * The share of engine `engineId`'s live sessions that are of another workflow kind than `kind` (0 on an
+   * engine with none, or where kinds are not kept apart; `calling` counts as live, as in liveSessions).
+   * Why keep kinds apart: calls of one kind are alike in size, and the kinds are not (at the gateway bench's
+   * scale a coding call holds an engine for 2-4 s, a browsing call for 0.3-0.5 s). Short calls queued behind
+   * long ones are slowed many times over while the long ones hardly notice them; serving them on separate
+   * engines is what size-based task assignment does for a server farm (SITA: Harchol-Balter, Crovella and
+   * Murta, "On choosing a task assignment policy for a distributed server system", JPDC 1999), with the kind
+   * standing in for the size. The load bound still decides first; this only chooses among the engines it allows.
+   */
+  otherKindShare(engineId: number, kind: string, nowS: number, calling?: number): number {
+    const kinds = this.kinds;
+    if (kinds === undefined) return 0;
+    const live = this.liveSessions(engineId, nowS, calling);
+    if (!(live > 0)) return 0;
+    let same = 0;
+    const liveness = this.liveness;
+    if (liveness === undefined) same = kinds.homed(engineId, kind);
+    else for (const session of this.homed[engineId] ?? []) if (kinds.kindOf.get(session) === kind) same += session === calling ? 1 : liveness(session, nowS);
+    return Math.max(0, live - same) / live;
+  }
+
+  /**
+   * Whether moving `session` from engine `from` to `to` would put it among more sessions of other kinds
+   * than it leaves (false where kinds are not kept apart, or for a session whose kind is unknown).
+   */
+  movesAmongOtherKinds(session: number, from: number, to: number, nowS: number): boolean {
+    const kind = this.kinds?.kindOf.get(session);
+    if (kind === undefined) return false;
+    return this.otherKindShare(to, kind, nowS) > this.otherKindShare(from, kind, nowS, session);
+  }
+
   /** The session's home engine, if it has one. */
   homeOf(session: number): number | undefined {
     return this.home.get(session);
@@ -129,11 +175,13 @@ export class SessionAffinityRouting implements RoutingPolicy {
     if (event.type !== 'call-finish' || !event.lastCall) return;
     const engine = this.home.get(event.call.session);
     if (engine !== undefined) this.unsetHome(event.call.session, engine);
+    this.kinds?.kindOf.delete(event.call.session);
   }
 
   private setHome(session: number, engineId: number): void {
     while (this.sessions.length <= engineId) this.sessions.push(0);
     this.sessions[engineId]++;
+    this.kinds?.add(session, engineId, 1);
     this.home.set(session, engineId);
     if (this.liveness === undefined) return;
     this.expected.length = 0;
@@ -143,6 +191,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
 
   private unsetHome(session: number, engineId: number): void {
     this.sessions[engineId]--;
+    this.kinds?.add(session, engineId, -1);
     this.home.delete(session);
     this.homed[engineId]?.delete(session);
     this.expected.length = 0;
@@ -159,6 +208,30 @@ export class SessionAffinityRouting implements RoutingPolicy {
   /** A new routing decision begins: sessions' liveness is weighed afresh (it changes with time and events). */
   newDecision(): void {
     this.expected.length = 0;
+  }
+}
+
+export interface AffinityOptions {
+  /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */
+  readonly separateKinds?: boolean;
+}
+
+/** Sessions' workflow kinds, and how many sessions of each kind each engine homes. */
+class KindSeparation {
+  readonly kindOf = new Map<number, string>();
+  private readonly counts: Map<string, number>[] = [];
+
+  /** Sessions of `kind` homed on the engine. */
+  homed(engineId: number, kind: string): number {
+    return this.counts[engineId]?.get(kind) ?? 0;
+  }
+
+  /** The session's home on `engineId` is set (+1) or unset (-1). */
+  add(session: number, engineId: number, delta: 1 | -1): void {
+    const kind = this.kindOf.get(session);
+    if (kind === undefined) return;
+    while (this.counts.length <= engineId) this.counts.push(new Map());
+    this.counts[engineId].set(kind, this.homed(engineId, kind) + delta);
   }
 }
 

@@ -2,7 +2,8 @@
  * The policy objects behind each `saga serve` policy: the same classes the simulator drives (DESIGN.md: a
  * policy never knows which one is driving it), with the gateway's tenants' weights and SLOs.
  * - `saga`: session affinity with work stealing (AffinityStealingRouting, counting as ended the sessions
- *   the AEG gives no chance of calling again), Agent Fair Share over tenants (AfsQueue, tenants' weights; an
+ *   the AEG gives no chance of calling again, and keeping workflow kinds on engines of their own where the
+ *   load bound allows: SessionAffinityRouting.otherKindShare), Agent Fair Share over tenants (AfsQueue, tenants' weights; an
  *   output token charged at its engine's learned price of a decode step in prefill tokens; a program near
  *   its SLO moves ahead by the remaining work the AEG predicts), and the Agent Execution Graph learning from
  *   live traffic.
@@ -57,7 +58,7 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
   const graph = name === 'round-robin' || name === 'least-loaded' || name === 'affinity' ? undefined : new AgentExecutionGraph();
   const routing: GatewayRouting =
     name === 'saga' || name === 'saga-routing'
-      ? new AffinityStealingRouting(liveness(graph))
+      ? new AffinityStealingRouting(liveness(graph), { separateKinds: true })
       : name === 'affinity' || name === 'afs'
         ? new SessionAffinityRouting()
         : name === 'round-robin'
