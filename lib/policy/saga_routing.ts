@@ -39,7 +39,8 @@
  * interval).
  */
 import type { CallInfo, EngineView, RoutingPolicy, Steal, WaitingInfo } from './types';
-import { SessionAffinityRouting, type AffinityOptions, type SessionLiveness } from './vllm';
+import type { AffinityOptions } from './kind_separation';
+import { SessionAffinityRouting, type SessionLiveness } from './vllm';
 import type { PolicyEvent } from './types';
 
 export class AffinityStealingRouting implements RoutingPolicy {

@@ -21,6 +21,7 @@
  */
 import { ROUTING } from '../constants';
 import { composeBundle } from './bundle';
+import { KindSeparation, type AffinityOptions } from './kind_separation';
 import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
 
 /** How many more live sessions than the least loaded engine an engine may have and still win on prefix. */
@@ -208,30 +209,6 @@ export class SessionAffinityRouting implements RoutingPolicy {
   /** A new routing decision begins: sessions' liveness is weighed afresh (it changes with time and events). */
   newDecision(): void {
     this.expected.length = 0;
-  }
-}
-
-export interface AffinityOptions {
-  /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */
-  readonly separateKinds?: boolean;
-}
-
-/** Sessions' workflow kinds, and how many sessions of each kind each engine homes. */
-class KindSeparation {
-  readonly kindOf = new Map<number, string>();
-  private readonly counts: Map<string, number>[] = [];
-
-  /** Sessions of `kind` homed on the engine. */
-  homed(engineId: number, kind: string): number {
-    return this.counts[engineId]?.get(kind) ?? 0;
-  }
-
-  /** The session's home on `engineId` is set (+1) or unset (-1). */
-  add(session: number, engineId: number, delta: 1 | -1): void {
-    const kind = this.kindOf.get(session);
-    if (kind === undefined) return;
-    while (this.counts.length <= engineId) this.counts.push(new Map());
-    this.counts[engineId].set(kind, this.homed(engineId, kind) + delta);
   }
 }
 
