@@ -474,6 +474,17 @@ describe('saga routing with engines that predict waits (the gateway)', () => {
       }
     });
 
+    it('counts the moving session whole at its home, whatever its liveness estimate says', () => {
+      const engines = [engine(0), engine(1)];
+      // Session 1 was taken as ended (away past every gap seen) and calls now.
+      const r = new AffinityStealingRouting((session) => (session === 1 ? 0 : 1), { separateKinds: true });
+      home(r, engines, [[coding(1, 0, 100), 0], [browsing(2), 0], [browsing(3), 1], [browsing(5), 1], [coding(4), 1]]);
+      // Its home has had a call waiting for 5 s, against a 0.16 s recompute on engine 1.
+      engines[0].waiting = [{ call: browsing(2, 1, 1, 0), enqueuedS: 0 }];
+      // Home: session 1 and a browsing session (other kinds 1/2); engine 1: other kinds 2/3. Stay.
+      expect(r.route(coding(1, 1, 100, 5), engines, 5)).toBe(0);
+    });
+
     it('lets a session move from a mixed engine to one of its own kind', () => {
       const engines = [engine(0), engine(1)];
       const r = new AffinityStealingRouting(undefined, { separateKinds: true });

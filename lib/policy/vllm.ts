@@ -120,6 +120,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
         // again until it calls (wake), so that the sums stay over the sessions that may still call.
         if (p === 0 && session !== calling) homed.delete(session);
         expected += p;
+        this.kinds?.addLive(engineId, session, p);
       }
       this.expected[engineId] = expected;
     }
@@ -141,10 +142,14 @@ export class SessionAffinityRouting implements RoutingPolicy {
     if (kinds === undefined) return 0;
     const live = this.liveSessions(engineId, nowS, calling);
     if (!(live > 0)) return 0;
-    let same = 0;
     const liveness = this.liveness;
+    let same: number;
     if (liveness === undefined) same = kinds.homed(engineId, kind);
-    else for (const session of this.homed[engineId] ?? []) if (kinds.kindOf.get(session) === kind) same += session === calling ? 1 : liveness(session, nowS);
+    else {
+      // The engine's sums by kind were taken with its total (liveSessions, just above): each session's chance is weighed once.
+      same = kinds.live(engineId, kind);
+      if (calling !== undefined && kinds.kindOf.get(calling) === kind && this.homed[engineId]?.has(calling)) same += 1 - liveness(calling, nowS);
+    }
     return Math.max(0, live - same) / live;
   }
 
@@ -185,7 +190,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
     this.kinds?.add(session, engineId, 1);
     this.home.set(session, engineId);
     if (this.liveness === undefined) return;
-    this.expected.length = 0;
+    this.forgetSums();
     while (this.homed.length <= engineId) this.homed.push(new Set());
     this.homed[engineId].add(session);
   }
@@ -195,7 +200,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
     this.kinds?.add(session, engineId, -1);
     this.home.delete(session);
     this.homed[engineId]?.delete(session);
-    this.expected.length = 0;
+    this.forgetSums();
   }
 
   /** A session taken as most likely ended calls after all: it counts on its home again. */
@@ -203,12 +208,18 @@ export class SessionAffinityRouting implements RoutingPolicy {
     const homed = this.homed[engineId];
     if (homed === undefined || homed.has(session)) return;
     homed.add(session);
-    this.expected.length = 0;
+    this.forgetSums();
   }
 
   /** A new routing decision begins: sessions' liveness is weighed afresh (it changes with time and events). */
   newDecision(): void {
+    this.forgetSums();
+  }
+
+  /** Drops the per-decision sums of liveness (each engine's, and its sums by kind). */
+  private forgetSums(): void {
     this.expected.length = 0;
+    this.kinds?.forgetLive();
   }
 }
 
