@@ -252,6 +252,13 @@ export const AEG = {
    * Claude Code sessions in ../shared/data/traces write 169-776 tokens a call in their first session).
    */
   priorOutputTokens: 512,
+  /**
+   * The gap-per-output-token fit (lib/graph/gap_slope.ts): Theil-Sen over the last 64 (output, gap) pairs
+   * of a workflow kind, refitted every 8 (2,016 pairwise slopes a fit: tens of microseconds). 64 pairs hold
+   * a few programs' worth of steps, so the fit follows a kind as it drifts.
+   */
+  slopeWindow: 64,
+  slopeRefitEvery: 8,
 } as const;
 
 /**

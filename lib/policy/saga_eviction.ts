@@ -76,7 +76,7 @@ export class SagaEviction implements EvictionPolicy {
       out.fill(-now, 0, info.count);
       return;
     }
-    const prediction = this.graph.predict(this.graph.stepOf(call, info.stop, info.toolKind));
+    const prediction = this.graph.predict(this.graph.stepOf(call, info.stop, info.toolKind), 0, call.outputTokens);
     const shared = this.graph.sharedPrefixBlocks(call.tenant, call.kind);
     const promptBlocks = call.blockHashes.length;
     const reuse = prediction.reuseRatio >= FULL_REUSE ? Infinity : Math.ceil(prediction.reuseRatio * promptBlocks);
