@@ -271,7 +271,12 @@ void BlockPool::commit(const BlockId* ids, const BlockHash* hashes, size_t n) {
 }
 
 void BlockPool::acquire(const BlockId* ids, size_t n) {
+  // A cached chain's records are scattered: each block's record and order entry are requested
+  // kAhead blocks before validation reads them (the second pass finds them in cache).
+  constexpr size_t kAhead = 16;
+  for (size_t i = 0; i < n && i < kAhead; ++i) prefetchRecords(ids[i]);
   for (size_t i = 0; i < n; ++i) {
+    if (i + kAhead < n) prefetchRecords(ids[i + kAhead]);
     checkKnown(ids[i]);
     if (tierOf(ids[i]) == Tier::Host) {
       fail(ErrorCode::BlockState, "block " + std::to_string(ids[i]) + " is on the host tier: restore it before use");

@@ -129,6 +129,11 @@ class BlockPool {
   void prefetchBlock(BlockId id) const {  // a hint; ids out of range are skipped (validation reports them)
     if (id >= 0 && id < blockCount()) __builtin_prefetch(&blocks_[id]);
   }
+  void prefetchRecords(BlockId id) const {  // the block's record, for writing, and its eviction order entry
+    if (id < 0 || id >= blockCount()) return;
+    __builtin_prefetch(&blocks_[id], 1);
+    backend_.order->prefetch(id);
+  }
   void checkKey(double key) const;
   // keys with -0.0 made +0.0 (so both backends order them alike): keys itself unless one is -0.0.
   const double* normalizedKeys(const double* keys, size_t n);
