@@ -254,8 +254,9 @@ export const AEG = {
   priorOutputTokens: 512,
   /**
    * The gap-per-output-token fit (lib/graph/gap_slope.ts): Theil-Sen over the last 64 (output, gap) pairs
-   * of a workflow kind, refitted every 8 (2,016 pairwise slopes a fit: tens of microseconds). 64 pairs hold
-   * a few programs' worth of steps, so the fit follows a kind as it drifts.
+   * of a workflow kind, refitted every 8 (2,016 pairwise slopes and a selection of their median: ~45 us a fit,
+   * ~6 us an arrival amortised, on the 2-core machine of bench/RESULTS.md). 64 pairs hold a few programs' worth
+   * of steps, so the fit follows a kind as it drifts; a window of 32 (13 us a fit) did no better on the traces.
    */
   slopeWindow: 64,
   slopeRefitEvery: 8,

@@ -5,7 +5,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { AEG } from '../lib/constants';
-import { AgentExecutionGraph } from '../lib/graph';
+import { AgentExecutionGraph, GapDistribution } from '../lib/graph';
 import { GapSlope } from '../lib/graph/gap_slope';
 import { SagaEviction } from '../lib/policy/saga_eviction';
 import type { CallInfo, ReleaseInfo } from '../lib/policy/types';
@@ -35,6 +35,25 @@ describe('GapSlope', () => {
     expect(fit.secondsPerToken).toBeCloseTo(0.04, 6);
     for (let i = 0; i < 2 * AEG.slopeWindow; i++) fit.add(10 * (i % 50), 100 - 0.1 * (i % 50));
     expect(fit.secondsPerToken).toBe(0);
+  });
+
+  it('ignores pairs it cannot use: non-finite or negative outputs and gaps', () => {
+    const fit = new GapSlope();
+    for (let i = 0; i < AEG.slopeWindow; i++) fit.add(10 * (i + 1), 2 + 0.03 * 10 * (i + 1));
+    const before = fit.secondsPerToken;
+    expect(before).toBeCloseTo(0.03, 6);
+    for (const [out, gap] of [[NaN, 5], [Infinity, 5], [-3, 5], [100, NaN], [100, -1], [100, Infinity]]) fit.add(out, gap);
+    expect(fit.observations).toBe(AEG.slopeWindow);
+    for (let i = 0; i < 2 * AEG.slopeRefitEvery; i++) fit.add(10 * (i + 1), 2 + 0.03 * 10 * (i + 1));
+    expect(fit.secondsPerToken).toBeCloseTo(0.03, 6);
+  });
+
+  it('leaves a gap sketch unharmed by an unknown (NaN) gap', () => {
+    const gaps = new GapDistribution();
+    for (let i = 1; i <= 20; i++) gaps.add(i);
+    gaps.add(NaN);
+    expect(gaps.count).toBe(20);
+    expect(gaps.quantile(1)).toBeCloseTo(20, -1);
   });
 
   it('ignores pairs of equal outputs (no slope between them)', () => {
@@ -101,6 +120,23 @@ describe('the Agent Execution Graph with outputs that lengthen gaps', () => {
     expect(away?.remainingGapS).toBeGreaterThan(25);
     expect(away?.remainingGapS).toBeLessThan(35);
     expect(g.predictSession(7, t + 1 + 600)?.nextCallProbability).toBe(0);
+  });
+
+  it('treats an unknown output (NaN) as none: predictions stay finite and the sketches unharmed', () => {
+    const g = new AgentExecutionGraph();
+    const t = teach(g, 20, 6) + 100;
+    const info = { ...call(8, 1, 0), outputTokens: NaN };
+    g.observe({ type: 'call-arrive', call: info, nowS: t });
+    g.observe({ type: 'call-finish', call: info, nowS: t + 1, lastCall: false, stop: 'tool_use' });
+    const away = g.predictSession(8, t + 6);
+    expect(Number.isFinite(away?.remainingGapS)).toBe(true);
+    expect(Number.isFinite(g.predict(g.stepOf(info, 'tool_use', undefined), 0, NaN).remainingGapS)).toBe(true);
+    // Its next call teaches a gap of 10 s to the nodes it left (those of a session's first gap, as session
+    // 9's next step is): the prediction there for an output of 100 is still 10 + 0.05 x 100.
+    g.observe({ type: 'call-arrive', call: call(8, 2, 100), nowS: t + 11 });
+    const after = g.predict(g.stepOf(call(9, 1, 100), 'tool_use', undefined), 0, 100).remainingGapS ?? NaN;
+    expect(after).toBeGreaterThan(15 * (1 - AEG.sketchRelativeAccuracy) - 0.5);
+    expect(after).toBeLessThan(15 * (1 + AEG.sketchRelativeAccuracy) + 0.5);
   });
 
   it('adds the output part to a program\'s remaining work', () => {

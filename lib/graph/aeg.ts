@@ -172,7 +172,7 @@ export class AgentExecutionGraph {
       remainingGapS = elapsedS < AEG.priorGapS ? AEG.priorGapS - elapsedS : AEG.priorGapS;
     } else {
       // Time away past the part of the gap the output accounts for: the residual's elapsed time.
-      const residualElapsedS = elapsedS - step.slope.secondsPerToken * outputTokens;
+      const residualElapsedS = elapsedS - step.slope.secondsPerToken * tokensOrZero(outputTokens);
       if (residualElapsedS <= 0) {
         remainingGapS = (gapStats.gaps.remainingMedian(0) ?? 0) - residualElapsedS;
       } else {
@@ -315,7 +315,7 @@ export class AgentExecutionGraph {
     state.paused = true;
     state.step = step;
     state.finishS = nowS;
-    state.outputTokens = call.outputTokens;
+    state.outputTokens = tokensOrZero(call.outputTokens);
     const n = call.blockHashes.length;
     if (state.hashes.length < n) state.hashes = new BigUint64Array(Math.max(n, 2 * state.hashes.length));
     state.hashes.set(call.blockHashes);
@@ -355,6 +355,11 @@ function meanOf(sums: Map<string, { sum: number; n: number }>, keys: readonly st
   }
   const all = sums.get(keys[keys.length - 1]);
   return all === undefined || all.n === 0 ? undefined : all.sum / all.n;
+}
+
+/** A count of output tokens as the gap fit reads it: an unknown (NaN) or negative one counts as none. */
+function tokensOrZero(tokens: number): number {
+  return tokens > 0 && Number.isFinite(tokens) ? tokens : 0;
 }
 
 /** Leading blocks of `b` equal to the first `n` of `a`. */

@@ -14,6 +14,8 @@ export class GapDistribution {
   private readonly sketch = new DDSketch({ relativeAccuracy: AEG.sketchRelativeAccuracy });
 
   add(gapS: number): void {
+    // The sketch counts a NaN without storing it (its quantiles then drift): an unknown gap is not recorded.
+    if (Number.isNaN(gapS)) return;
     // The sketch takes positive values; a zero gap (the next call at once) counts as a millisecond.
     this.sketch.accept(Math.max(gapS, 1e-3));
   }

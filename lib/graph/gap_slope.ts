@@ -10,13 +10,17 @@
  * It runs over a sliding window of recent pairs and is refitted every few observations; it is never
  * negative (a longer output does not bring the next call sooner), and zero until there is evidence.
  */
+import type { quickselect as Quickselect } from 'simple-statistics' with { 'resolution-mode': 'import' };
 import { AEG } from '../constants';
+
+// simple-statistics ships a CommonJS build for require() but declares its types as ESM only.
+const { quickselect } = require('simple-statistics') as { quickselect: typeof Quickselect };
 
 export class GapSlope {
   private readonly outputs = new Float64Array(AEG.slopeWindow);
   private readonly gaps = new Float64Array(AEG.slopeWindow);
-  /** Pairwise slopes of the window (scratch for the fit). */
-  private readonly slopes = new Float64Array((AEG.slopeWindow * (AEG.slopeWindow - 1)) / 2);
+  /** Pairwise slopes of the window (scratch for the fit; a plain array, as quickselect takes one). */
+  private readonly slopes: number[] = new Array<number>((AEG.slopeWindow * (AEG.slopeWindow - 1)) / 2).fill(0);
   private count = 0;
   private sinceFit = 0;
   private slope = 0;
@@ -32,6 +36,7 @@ export class GapSlope {
   }
 
   add(outputTokens: number, gapS: number): void {
+    if (!(outputTokens >= 0 && gapS >= 0 && Number.isFinite(outputTokens) && Number.isFinite(gapS))) return;
     const at = this.count % AEG.slopeWindow;
     this.outputs[at] = outputTokens;
     this.gaps[at] = gapS;
@@ -50,8 +55,16 @@ export class GapSlope {
       }
     }
     if (m === 0) return;
-    const sorted = this.slopes.subarray(0, m).sort();
-    const median = m % 2 === 1 ? sorted[m >> 1] : (sorted[m / 2 - 1] + sorted[m / 2]) / 2;
+    // The median by selection, not a sort: a fit sits on the path of a call's arrival at the gateway.
+    const slopes = this.slopes;
+    const k = m >> 1;
+    quickselect(slopes, k, 0, m - 1);
+    let median = slopes[k];
+    if (m % 2 === 0) {
+      let below = -Infinity; // the largest of the lower half: the (k - 1)th smallest
+      for (let i = 0; i < k; i++) if (slopes[i] > below) below = slopes[i];
+      median = (below + median) / 2;
+    }
     this.slope = Math.max(0, median);
   }
 }
