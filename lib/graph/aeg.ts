@@ -104,6 +104,8 @@ interface SessionState {
 }
 
 const NO_HASHES = new BigUint64Array(0);
+/** A new session's step until its first call finishes (nothing learns into it: a session is paused, and its
+ * gap recorded, only once a finished call has set its step). */
 const NO_STEP: Step = { nodes: [], slope: new GapSlope() };
 
 export class AgentExecutionGraph {
@@ -265,21 +267,11 @@ export class AgentExecutionGraph {
   }
 
   private slopeOf(kind: string): GapSlope {
-    let slope = this.slopes.get(kind);
-    if (slope === undefined) {
-      slope = new GapSlope();
-      this.slopes.set(kind, slope);
-    }
-    return slope;
+    return entry(this.slopes, kind, () => new GapSlope());
   }
 
   private node(key: string): StepStats {
-    let stats = this.nodes.get(key);
-    if (stats === undefined) {
-      stats = new StepStats();
-      this.nodes.set(key, stats);
-    }
-    return stats;
+    return entry(this.nodes, key, () => new StepStats());
   }
 
   private arrive(call: ObservedCall, nowS: number): void {
@@ -355,6 +347,16 @@ function meanOf(sums: Map<string, { sum: number; n: number }>, keys: readonly st
   }
   const all = sums.get(keys[keys.length - 1]);
   return all === undefined || all.n === 0 ? undefined : all.sum / all.n;
+}
+
+/** The map's value for `key`, made and stored on first use. */
+function entry<V>(map: Map<string, V>, key: string, make: () => V): V {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = make();
+    map.set(key, value);
+  }
+  return value;
 }
 
 /** A count of output tokens as the gap fit reads it: an unknown (NaN) or negative one counts as none. */

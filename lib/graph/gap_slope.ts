@@ -8,7 +8,8 @@
  * 0.02 s a token). The estimate is Theil-Sen's (the median of the slopes between every pair of points;
  * Sen, JASA 1968): it ignores the heavy tail of tool and user times, which would drag a least-squares fit.
  * It runs over a sliding window of recent pairs and is refitted every few observations; it is never
- * negative (a longer output does not bring the next call sooner), and zero until there is evidence.
+ * negative (a longer output does not bring the next call sooner), and zero until its first fit (once it
+ * has AEG.minEvidence pairs, then AEG.slopeRefitEvery more).
  */
 import type { quickselect as Quickselect } from 'simple-statistics' with { 'resolution-mode': 'import' };
 import { AEG } from '../constants';
