@@ -176,7 +176,7 @@ export class AgentExecutionGraph {
       // Time away past the part of the gap the output accounts for: the residual's elapsed time.
       const residualElapsedS = elapsedS - step.slope.secondsPerToken * tokensOrZero(outputTokens);
       if (residualElapsedS <= 0) {
-        remainingGapS = (gapStats.gaps.remainingMedian(0) ?? 0) - residualElapsedS;
+        remainingGapS = gapStats.gaps.quantile(0.5) - residualElapsedS; // the residual's median, plus the output's part still to run
       } else {
         remainingGapS = gapStats.gaps.remainingMedian(residualElapsedS);
         stillAway = 1 - gapStats.gaps.cdf(residualElapsedS);

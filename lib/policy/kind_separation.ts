@@ -26,8 +26,8 @@ export class KindSeparation {
   add(session: number, engineId: number, delta: 1 | -1): void {
     const kind = this.kindOf.get(session);
     if (kind === undefined) return;
-    while (this.counts.length <= engineId) this.counts.push(new Map());
-    this.counts[engineId].set(kind, this.homed(engineId, kind) + delta);
+    const counts = (this.counts[engineId] ??= new Map());
+    counts.set(kind, (counts.get(kind) ?? 0) + delta);
   }
 
   /** Liveness `p` of a session homed on the engine, as the engine's total is summed. */
