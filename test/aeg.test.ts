@@ -89,6 +89,39 @@ describe('the Agent Execution Graph', () => {
     expect(g.predictSession(7, 10_001 + 1e6)?.nextCallProbability).toBe(0);
   });
 
+  it("counts a gap from the call's end where the driver knows it later than the event (a replay's endS)", () => {
+    // A replay serves each call at its start: the finish event comes at the start, with the end 20 s later.
+    const g = new AgentExecutionGraph();
+    let t = 0;
+    for (let s = 0; s < 20; s++) {
+      for (let c = 0; c < 5; c++) {
+        const info = call(200 + s, c, [s * 10 + c + 1]);
+        g.observe({ type: 'call-arrive', call: info, nowS: t });
+        g.observe({ type: 'call-admit', call: info, nowS: t });
+        g.observe({ type: 'call-finish', call: info, nowS: t, endS: t + 20, lastCall: c === 4, stop: c === 4 ? 'end_turn' : 'tool_use' });
+        t += 20 + 10; // 20 s of call, 10 s of tool
+      }
+    }
+    const step = g.stepOf(call(1, 2, [1]), 'tool_use', undefined);
+    // The nodes learned the tool's 10 s, not the 30 s between the events.
+    const atEnd = g.predict(step, 0);
+    expect(atEnd.remainingGapS).toBeGreaterThan(10 * (1 - AEG.sketchRelativeAccuracy));
+    expect(atEnd.remainingGapS).toBeLessThan(10 * (1 + AEG.sketchRelativeAccuracy));
+    // At the call's start, 20 s before its end: the rest of the call, then the tool.
+    expect(g.predict(step, -20).remainingGapS).toBeCloseTo((atEnd.remainingGapS as number) + 20, 9);
+    const info = call(7, 1, [1, 2]);
+    g.observe({ type: 'call-arrive', call: info, nowS: 5000 });
+    g.observe({ type: 'call-finish', call: info, nowS: 5000, endS: 5020, lastCall: false, stop: 'tool_use' });
+    expect(g.predictSession(7, 5000)?.remainingGapS).toBeCloseTo((atEnd.remainingGapS as number) + 20, 9);
+    // Service counts to the end too (AFS's remaining work): 20 s a call.
+    expect(g.remainingWorkS(call(1, 0, [1]))).toBeGreaterThan(20);
+    // An end before the event (or NaN) is not a later end: the event's time stands.
+    const other = call(8, 1, [3]);
+    g.observe({ type: 'call-arrive', call: other, nowS: 6000 });
+    g.observe({ type: 'call-finish', call: other, nowS: 6000, endS: Number.NaN, lastCall: false, stop: 'tool_use' });
+    expect(g.predictSession(8, 6000)?.remainingGapS).toBeCloseTo(atEnd.remainingGapS as number, 9);
+  });
+
   it('learns reuse depth from how much of the previous prompt the next call reads', () => {
     const g = new AgentExecutionGraph();
     let t = 0;
@@ -170,6 +203,18 @@ describe('saga eviction', () => {
     policy.releaseKeys(release(call(3, 3, [31, 32, 33, 34]), t + 100, 'tool_use', Int32Array.from([11, 10, 9, 8])), out);
     expect(out[0]).toBeLessThan(soonKey);
     expect(out[0]).toBeGreaterThan(endedKey);
+  });
+
+  it("keys from the call's end: a release at a replay call's start with its end 50 s away is kept for 50 s more", () => {
+    const policy = new SagaEviction();
+    const t = teach(policy, 20, 6, 30);
+    const out = new Float64Array(4);
+    policy.releaseKeys(release(call(1, 3, [11, 12, 13, 14]), t, 'tool_use', Int32Array.from([3, 2, 1, 0])), out);
+    const atEnd = out[0];
+    policy.releaseKeys({ ...release(call(2, 3, [21, 22, 23, 24]), t, 'tool_use', Int32Array.from([7, 6, 5, 4])), endS: t + 50 }, out);
+    // Its predicted use is 50 s later, divided like the rest by P(next call) (> 0.9 here).
+    expect(atEnd - out[0]).toBeGreaterThanOrEqual(50);
+    expect(atEnd - out[0]).toBeLessThan(50 / 0.9);
   });
 
   it('re-keys a program at once when it ends, and an overdue session as it ages (batched setSessionKeys)', () => {

@@ -25,7 +25,7 @@ class Driver {
   }
 
   /** Session `session`'s call `callIndex` at `nowS`: blocks `first..first+count-1` of its own chain. */
-  call(session: number, callIndex: number, nowS: number, count: number, o: { stop?: string; toolKind?: string; last?: boolean; tokensPerBlock?: number; kind?: string } = {}): void {
+  call(session: number, callIndex: number, nowS: number, count: number, o: { stop?: string; toolKind?: string; last?: boolean; tokensPerBlock?: number; kind?: string; endS?: number } = {}): void {
     const hashes = BigUint64Array.from({ length: count }, (_, k) => BigInt(session * 100_000 + k + 1));
     const ids = new Int32Array(count);
     const hit = this.cache.lookup(hashes, ids);
@@ -60,6 +60,7 @@ class Driver {
       reason: 'finish',
       ...(o.stop === undefined ? {} : { stop: o.stop }),
       ...(o.toolKind === undefined ? {} : { toolKind: o.toolKind }),
+      ...(o.endS === undefined ? {} : { endS: o.endS }),
       count,
       positions,
       ids: releaseIds,
@@ -69,7 +70,7 @@ class Driver {
     const keys = new Float64Array(count);
     this.policy.releaseKeys(info, keys);
     this.cache.release(releaseIds, keys);
-    this.policy.observe?.({ type: 'call-finish', call, engineId: 0, nowS, lastCall: o.last ?? false, ...(o.stop === undefined ? {} : { stop: o.stop }) });
+    this.policy.observe?.({ type: 'call-finish', call, engineId: 0, nowS, lastCall: o.last ?? false, ...(o.stop === undefined ? {} : { stop: o.stop }), ...(o.endS === undefined ? {} : { endS: o.endS }) });
   }
 
   /** Sessions in the order eviction would take their blocks (each listed at its first block). */
@@ -108,6 +109,19 @@ describe('continuum', () => {
     d.call(4, 0, 3.0, 5, { stop: 'end_turn' });
     expect(policy.isPinned(1)).toBe(false);
     expect(d.victimSessions()).toEqual([2, 3, 1, 4]);
+  });
+
+  it("counts the TTL from the call's end where a replay knows it later than the release (the tool starts there)", () => {
+    const policy = new ContinuumEviction();
+    const d = new Driver(policy);
+    // Released at its start (0 s), ended at 5 s: pinned until 5 + 2.3 s, not 2.3 s.
+    d.call(1, 0, 0, 20, { stop: 'tool_use', toolKind: 'bash', tokensPerBlock: 16_000, endS: 5 });
+    d.call(2, 0, 3.0, 5, { stop: 'end_turn' });
+    expect(policy.isPinned(1)).toBe(true);
+    d.call(3, 0, 7.0, 5, { stop: 'end_turn' });
+    expect(policy.isPinned(1)).toBe(true);
+    d.call(4, 0, 7.5, 5, { stop: 'end_turn' });
+    expect(policy.isPinned(1)).toBe(false);
   });
 
   it('a returning call within the TTL keeps the pin until admitted; a short context is not pinned', () => {

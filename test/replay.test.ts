@@ -273,6 +273,28 @@ describe('policies see the stream in order and never ahead', () => {
     expect(outcome).toMatchObject({ policy: 'spy', bound: false, hitBlocks: 5, blockReads: 10, missedBlocks: 5, hitRate: 0.5 });
   });
 
+  it("tells a policy when a call ended where the trace gives its api_time (served at its start, ended later)", () => {
+    const w = workloadOf([[0, 1], [0, 1, 2], [3]], [0, 1000, 2000]);
+    (w.tasks[0].calls[0] as { traceApiS?: number }).traceApiS = 4;
+    (w.tasks[2].calls[0] as { traceApiS?: number }).traceApiS = 0.5;
+    const releases: (number | undefined)[] = [];
+    const finishes: (number | undefined)[] = [];
+    const spy: EvictionPolicy = {
+      name: 'spy',
+      releaseKeys(info: ReleaseInfo, out: Float64Array) {
+        releases.push(info.endS);
+        out.fill(info.sequence, 0, info.count);
+      },
+      observe(event: PolicyEvent) {
+        if (event.type === 'call-finish') finishes.push(event.endS);
+      },
+    };
+    replayPolicy(new ReplayStream(w), spy, 100);
+    // Requests at 0, 1 and 2 s: the first ends 4 s after its start, the second has no api_time, the third 0.5 s.
+    expect(releases).toEqual([4, undefined, 2.5]);
+    expect(finishes).toEqual([4, undefined, 2.5]);
+  });
+
   it('builds online policies without the stream; only the oracle is labelled a bound', () => {
     expect(isOracleEviction('lru')).toBe(false);
     expect(isOracleEviction('belady')).toBe(true);

@@ -16,6 +16,9 @@
  * (./gap_slope.ts), the nodes sketch what remains, and a prediction adds the output's part back (on the
  * Claude Code traces, 1.41x -> 1.37x Bélády's misses at 5% capacity).
  *
+ * A gap counts from the call's end: the event's time, or the later end a replay reads from its trace
+ * (it serves each call at its start; 1.37x -> 1.34x Bélády's misses at 5% on the Claude Code traces).
+ *
  * Causal by construction: it learns from an event when the event happens, and a prediction uses only
  * what was learned before it. The end of a program is learned when its last call finishes (the session
  * closes); the next call and its gap when that call arrives.
@@ -47,6 +50,16 @@ export interface GraphEvent {
   readonly lastCall?: boolean;
   readonly stop?: string;
   readonly toolKind?: string;
+  /** call-finish: when the call ended, where that is after nowS (a replay serves a call at its start); else nowS. */
+  readonly endS?: number;
+}
+
+/**
+ * When a finished call ended: its event's time, unless the driver knows a later end (a replay serves a
+ * call at its start and reads its end from the trace). For the graph's events and lib/policy's releases.
+ */
+export function callEndS(at: { readonly nowS: number; readonly endS?: number }): number {
+  return at.endS !== undefined && at.endS > at.nowS ? at.endS : at.nowS;
 }
 
 /** A gap's order of magnitude: log2(1 + seconds), 0..12. */
@@ -128,7 +141,7 @@ export class AgentExecutionGraph {
   observe(event: GraphEvent): void {
     if (event.type === 'call-admit') this.sessionState(event.call.session).admittedS = event.nowS;
     else if (event.type === 'call-arrive') this.arrive(event.call, event.nowS);
-    else if (event.type === 'call-finish') this.finish(event.call, event.nowS, event.lastCall === true, event.stop, event.toolKind);
+    else if (event.type === 'call-finish') this.finish(event.call, callEndS(event), event.lastCall === true, event.stop, event.toolKind);
   }
 
   /** The step a call ending now with `stop`/`toolKind` leaves its session in. */
@@ -158,9 +171,10 @@ export class AgentExecutionGraph {
   }
 
   /**
-   * What follows `step`, for a session away `elapsedS` seconds already (0 at the call's end) whose last
-   * call wrote `outputTokens`: the gap is the kind's seconds per output token times those (./gap_slope.ts)
-   * plus a residual, whose distribution the nodes sketch.
+   * What follows `step`, for a session away `elapsedS` seconds already (0 at the call's end; negative
+   * before it, in a replay that serves a call at its start) whose last call wrote `outputTokens`: the gap
+   * is the kind's seconds per output token times those (./gap_slope.ts) plus a residual, whose
+   * distribution the nodes sketch.
    */
   predict(step: Step, elapsedS = 0, outputTokens = 0): Prediction {
     const outcome = finest(step, (s) => s.evidence);
@@ -289,11 +303,12 @@ export class AgentExecutionGraph {
     if (call.callIndex === 0) this.learnSharedPrefix(call);
   }
 
-  private finish(call: ObservedCall, nowS: number, lastCall: boolean, stop: string | undefined, toolKind: string | undefined): void {
+  /** A call ended at `endS` (the event's time, or later in a replay: GraphEvent's endS). */
+  private finish(call: ObservedCall, endS: number, lastCall: boolean, stop: string | undefined, toolKind: string | undefined): void {
     const keys = this.outputKeys(call);
     const known = this.sessions.get(call.session);
     if (known !== undefined && !Number.isNaN(known.admittedS)) {
-      addTo(this.serviceS, keys, nowS - known.admittedS);
+      addTo(this.serviceS, keys, endS - known.admittedS);
       known.admittedS = NaN;
     }
     addTo(this.outputs, keys, call.outputTokens);
@@ -306,7 +321,7 @@ export class AgentExecutionGraph {
     const state = known ?? this.sessionState(call.session);
     state.paused = true;
     state.step = step;
-    state.finishS = nowS;
+    state.finishS = endS;
     state.outputTokens = tokensOrZero(call.outputTokens);
     const n = call.blockHashes.length;
     if (state.hashes.length < n) state.hashes = new BigUint64Array(Math.max(n, 2 * state.hashes.length));

@@ -1,4 +1,4 @@
 /** The Agent Execution Graph: learned online from policy events, predicts next use and reuse depth. */
-export { AgentExecutionGraph, callIndexBucket, commonPrefixBlocks, type GraphEvent, type ObservedCall, type Prediction, type Step } from './aeg';
+export { AgentExecutionGraph, callEndS, callIndexBucket, commonPrefixBlocks, type GraphEvent, type ObservedCall, type Prediction, type Step } from './aeg';
 export { GapDistribution } from './gap_distribution';
 export { StepStats } from './step_stats';

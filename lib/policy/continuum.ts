@@ -45,6 +45,7 @@
  * every session using them). Re-keying at expiry also refreshes the session's blocks of earlier calls.
  */
 import { Heap } from 'heap-js';
+import { callEndS } from '../graph/aeg';
 import type { KvCache } from '../kv/kv_cache';
 import { composeBundle } from './bundle';
 import { EngineKeys } from './engine_keys';
@@ -251,7 +252,8 @@ export class ContinuumEviction implements EvictionPolicy {
     const lru = this.engines.tick(info.engineId);
     if (info.reason === 'finish') {
       const tool = endsInTool(info.stop, info.toolKind) ? (info.toolKind ?? info.stop ?? 'tool') : undefined;
-      this.lastFinish.set(session, { nowS: info.nowS, tool });
+      const endS = callEndS(info); // a tool call starts when the LLM call ends (later than now in a replay)
+      this.lastFinish.set(session, { nowS: endS, tool });
       if (tool !== undefined) {
         this.toolReleases++;
         const ttl = this.chooseTtl(tool, info.call.promptTokens + info.call.outputTokens);
@@ -259,7 +261,7 @@ export class ContinuumEviction implements EvictionPolicy {
           this.pinsMade++;
           const old = this.pins.get(session);
           if (old !== undefined) this.pins.delete(session);
-          const pin: Pin = { engineId: info.engineId, deadlineS: info.nowS + ttl, returned: false };
+          const pin: Pin = { engineId: info.engineId, deadlineS: endS + ttl, returned: false };
           this.pins.set(session, pin);
           this.heap.push({ deadlineS: pin.deadlineS, session });
           const key = PIN_KEY_BASE - this.programArrivalOf(info.call);

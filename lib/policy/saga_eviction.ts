@@ -23,7 +23,7 @@
  * hole. Causal: every key comes from what the graph learned from past events.
  */
 import { Heap } from 'heap-js';
-import { AgentExecutionGraph, type Prediction } from '../graph/aeg';
+import { AgentExecutionGraph, callEndS, type Prediction } from '../graph/aeg';
 import { FULL_REUSE } from '../graph/step_stats';
 import type { KvCache } from '../kv/kv_cache';
 import { EngineKeys, SessionRekeys } from './engine_keys';
@@ -76,7 +76,8 @@ export class SagaEviction implements EvictionPolicy {
       out.fill(-now, 0, info.count);
       return;
     }
-    const prediction = this.graph.predict(this.graph.stepOf(call, info.stop, info.toolKind), 0, call.outputTokens);
+    // Away from the call's end: 0, or less while a replay's call has yet to end (ReleaseInfo's endS).
+    const prediction = this.graph.predict(this.graph.stepOf(call, info.stop, info.toolKind), now - callEndS(info), call.outputTokens);
     const shared = this.graph.sharedPrefixBlocks(call.tenant, call.kind);
     const promptBlocks = call.blockHashes.length;
     const reuse = prediction.reuseRatio >= FULL_REUSE ? Infinity : Math.ceil(prediction.reuseRatio * promptBlocks);

@@ -160,6 +160,8 @@ export interface ReleaseInfo {
   /** At `finish`: why the call stopped (`tool_use`, `end_turn`, ...) and the tool it invoked, where known. */
   readonly stop?: string;
   readonly toolKind?: string;
+  /** At `finish`: when the call ended, where that is after `nowS` (see PolicyEvent's `endS`); absent: `nowS`. */
+  readonly endS?: number;
   /** Blocks released, tail first (deepest chain position first). */
   readonly count: number;
   /** Their chain positions (block index in the sequence), tail first. */
@@ -232,6 +234,13 @@ export type PolicyEvent =
       /** Why the call stopped and the tool it invoked, where known (the call's output says so). */
       readonly stop?: string;
       readonly toolKind?: string;
+      /**
+       * When the call ended, where the driver knows it to be later than `nowS`: a replay has no timing
+       * model and serves each call at its start, so it reads the end from the trace (start + the call's
+       * `api_time`). What a server knows when a call ends, as its output and stop reason are; a gap to the
+       * session's next call counts from here. Absent (the simulator, the gateway): the call ended at `nowS`.
+       */
+      readonly endS?: number;
     };
 
 /** A named set of the three policies, run together. */
