@@ -122,6 +122,27 @@ describe('the Agent Execution Graph', () => {
     expect(g.predictSession(8, 6000)?.remainingGapS).toBeCloseTo(atEnd.remainingGapS as number, 9);
   });
 
+  it("judges a session's pace by a running geometric mean of its gaps, not its last gap alone", () => {
+    const g = new AgentExecutionGraph();
+    /** A session whose calls come `gaps` seconds after the previous one's end; returns its next call. */
+    const session = (id: number, gaps: number[]): CallInfo => {
+      let t = id * 10_000;
+      for (let c = 0; c <= gaps.length; c++) {
+        const info = call(id, c, [id * 100 + c + 1]);
+        g.observe({ type: 'call-arrive', call: info, nowS: t });
+        g.observe({ type: 'call-finish', call: info, nowS: t, lastCall: false, stop: 'tool_use' });
+        t += gaps[c] ?? 0;
+      }
+      return call(id, gaps.length + 1, [1]);
+    };
+    const finestOf = (c: CallInfo) => g.stepOf(c, 'tool_use', undefined).nodes[0];
+    const slowThenFast = session(1, [100, 1]); // pace sqrt(101 x 2) - 1 = 13.2 s
+    const fast = session(2, [1, 1]); // 1 s
+    const steady = session(3, [12, 12]); // 12 s
+    expect(finestOf(slowThenFast)).not.toBe(finestOf(fast)); // the same last gap, another pace
+    expect(finestOf(slowThenFast)).toBe(finestOf(steady)); // the same order of magnitude (8-15 s)
+  });
+
   it('learns reuse depth from how much of the previous prompt the next call reads', () => {
     const g = new AgentExecutionGraph();
     let t = 0;

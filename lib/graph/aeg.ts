@@ -6,10 +6,11 @@
  * A node (step state) is where a call's end leaves its session: the program's tenant and workflow kind,
  * why the call stopped (`tool_use`, `end_turn`, ...), the tool it invoked, and its call index (log2
  * buckets: agents behave differently early and late). Finest of all, the same with the order of
- * magnitude of the session's previous gap instead of the call index (sessions keep their pace: on the
- * Claude Code traces this cut saga's misses at 5% capacity from 1.44x Bélády's to 1.40x). Each node's
+ * magnitude of the session's pace instead of the call index: a running geometric mean of its gaps
+ * (sessions keep their pace: on the Claude Code traces its last gap alone cut saga's misses at 5% capacity
+ * from 1.44x Bélády's to 1.40x; the mean over gaps from the calls' ends, 1.34x -> 1.33x). Each node's
  * StepStats count next calls and ends, sketch the gaps, and average the reuse. Nodes back off to coarser
- * ones until they have evidence: tenant+kind+stop+tool+previous gap -> tenant+kind+stop+tool+index ->
+ * ones until they have evidence: tenant+kind+stop+tool+pace -> tenant+kind+stop+tool+index ->
  * kind+stop+tool+index -> kind+stop+tool -> kind+stop -> kind -> all.
  * Every observation updates its whole chain, so a new tenant's programs start from what the kind taught.
  * A gap grows with the output of the call before it; per kind, a robust fit learns by how much
@@ -108,8 +109,11 @@ interface SessionState {
   /** The finished call's prompt hashes: the first `hashCount` entries (a copy, callers may reuse their buffers; the buffer is reused). */
   hashes: BigUint64Array;
   hashCount: number;
-  /** Its last gap in seconds (sessions keep their pace: a user at the keyboard, a fast tool); NaN before its second call. */
-  lastGapS: number;
+  /**
+   * Its pace: a running geometric mean of its gaps in seconds (weight AEG.paceNewestWeight on the newest,
+   * over 1 + seconds); sessions keep their pace (a user at the keyboard, a fast tool). NaN before its second call.
+   */
+  paceS: number;
   /** The finished call's output tokens (the gap after it grows with them: ./gap_slope.ts). */
   outputTokens: number;
   /** When its running call was admitted; NaN while none is. */
@@ -150,7 +154,7 @@ export class AgentExecutionGraph {
     const s = stop ?? '?';
     const t = toolKind ?? '?';
     const b = callIndexBucket(call.callIndex);
-    const gap = this.sessions.get(call.session)?.lastGapS ?? NaN;
+    const gap = this.sessions.get(call.session)?.paceS ?? NaN;
     const g = Number.isNaN(gap) ? '-' : String(gapBucket(gap));
     const key = `${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000${b}\u0000${g}`;
     let step = this.steps.get(key);
@@ -263,7 +267,7 @@ export class AgentExecutionGraph {
   private sessionState(session: number): SessionState {
     let state = this.sessions.get(session);
     if (state === undefined) {
-      state = { paused: false, step: NO_STEP, finishS: 0, hashes: NO_HASHES, hashCount: 0, lastGapS: NaN, outputTokens: 0, admittedS: NaN };
+      state = { paused: false, step: NO_STEP, finishS: 0, hashes: NO_HASHES, hashCount: 0, paceS: NaN, outputTokens: 0, admittedS: NaN };
       this.sessions.set(session, state);
     }
     return state;
@@ -293,7 +297,7 @@ export class AgentExecutionGraph {
     if (state !== undefined && state.paused) {
       const reuse = state.hashCount === 0 ? 1 : commonPrefixOf(state.hashes, state.hashCount, call.blockHashes) / state.hashCount;
       const gap = Math.max(0, nowS - state.finishS);
-      state.lastGapS = gap;
+      state.paceS = paceAfter(state.paceS, gap);
       // The nodes sketch what the output does not account for; the fit then learns from the whole gap.
       const residual = gap - state.step.slope.secondsPerToken * state.outputTokens;
       for (const stats of state.step.nodes) stats.recordNextCall(residual, reuse);
@@ -372,6 +376,13 @@ function entry<V>(map: Map<string, V>, key: string, make: () => V): V {
     map.set(key, value);
   }
   return value;
+}
+
+/** A session's pace after a gap: the gap itself first, then a geometric running mean over 1 + seconds. */
+function paceAfter(paceS: number, gapS: number): number {
+  if (Number.isNaN(paceS)) return gapS;
+  const w = AEG.paceNewestWeight;
+  return Math.expm1(w * Math.log1p(gapS) + (1 - w) * Math.log1p(paceS));
 }
 
 /** A count of output tokens as the gap fit reads it: an unknown (NaN) or negative one counts as none. */
