@@ -153,9 +153,12 @@ if (opts.peak && PEAK_POLICIES.every((p) => policies.includes(p))) {
 }
 
 // ---- a tenant that floods the cluster ----------------------------------------------------------------
-// The mixed tenants at their default rates, plus `flood`, a coding tenant sending FLOOD_SHARE times the
-// others' tasks together. What fair share should protect: the other tenants' SLO attainment.
+// The mixed tenants, plus `flood`, a coding tenant with FLOOD_SHARE times the task share of the largest
+// of them (coding-0, share 1) at their default load. What fair share should protect: the other tenants' SLO attainment. Twice: with the
+// mixed tenants at their default load (which alone already overloads the cluster: see their SLO above),
+// and at VICTIM_LIGHT of it, a load they meet alone, so that what the flood does is all there is to see.
 const FLOOD_SHARE = 6;
+const VICTIM_LIGHT = 0.25;
 const VICTIMS = [
   { name: 'coding-0', kind: 'swebench', share: 1 },
   { name: 'browsing-1', kind: 'webarena', share: 0.5 },
@@ -164,43 +167,45 @@ const VICTIMS = [
 const FLOOD_POLICIES = ['vllm', 'saga', 'afs', 'autellix', 'continuum'].filter((p) => policies.includes(p));
 if (opts.flood && workloads.includes('mixed') && FLOOD_POLICIES.length > 0) {
   const [tasks, rate] = setting.load.mixed;
+  const durationS = tasks / rate;
   const victimShare = VICTIMS.reduce((n, v) => n + v.share, 0);
-  const rows: string[] = [];
-  for (const policy of FLOOD_POLICIES) {
-    const perSeed = seeds.map((seed) => {
-      const workload = generateWorkload('mixed', {
-        tasks: Math.round((tasks * (victimShare + FLOOD_SHARE)) / victimShare),
-        ratePerS: (rate * (victimShare + FLOOD_SHARE)) / victimShare,
-        seed,
-        tenants: [...VICTIMS, { name: 'flood', kind: 'swebench', share: FLOOD_SHARE }],
-      });
-      process.stderr.write(`flood seed ${seed}: ${policy}\n`);
-      const spec = resolveClusterSpec({ gpus: setting.gpus, blockSize: workload.blockSize });
-      const result = simulate(workload, spec, policy);
-      const isolated = isolatedTaskTimes(workload, spec);
-      const slowdowns = result.tasks.map((t, i) => (t.endS - t.arrivalS) / isolated[i]);
-      const victims = result.tasks.map((t, i) => ({ t, i })).filter(({ t }) => t.tenant !== 'flood');
-      const met = victims.filter(({ i }) => slowdowns[i] <= DEFAULT_SLO).length / victims.length;
-      const meanOf = (tenant: string) => avg(result.tasks.flatMap((t, i) => (t.tenant === tenant ? [slowdowns[i]] : [])));
-      const tenantMeans = [...VICTIMS.map((v) => v.name), 'flood'].map(meanOf);
-      return { met, tenantMeans, jain: jainIndex(tenantMeans) };
+  const floodRate = (rate * FLOOD_SHARE) / victimShare;
+  /** Victims' SLO attainment, mean slowdowns per tenant and Jain over them, for one run. */
+  const floodRun = (policy: string, seed: number, victimLoad: number, withFlood: boolean) => {
+    const victimRate = rate * victimLoad;
+    const ratePerS = victimRate + (withFlood ? floodRate : 0);
+    const tenants = withFlood ? [...VICTIMS, { name: 'flood', kind: 'swebench' as const, share: (victimShare * floodRate) / victimRate }] : [...VICTIMS];
+    const workload = generateWorkload('mixed', { tasks: Math.round(ratePerS * durationS), ratePerS, seed, tenants });
+    process.stderr.write(`flood (victims x${victimLoad}${withFlood ? '' : ', alone'}) seed ${seed}: ${policy}\n`);
+    const spec = resolveClusterSpec({ gpus: setting.gpus, blockSize: workload.blockSize });
+    const result = simulate(workload, spec, policy);
+    const isolated = isolatedTaskTimes(workload, spec);
+    const slowdowns = result.tasks.map((t, i) => (t.endS - t.arrivalS) / isolated[i]);
+    const victims = result.tasks.map((t, i) => ({ t, i })).filter(({ t }) => t.tenant !== 'flood');
+    const met = victims.filter(({ i }) => slowdowns[i] <= DEFAULT_SLO).length / victims.length;
+    const meanOf = (tenant: string) => avg(result.tasks.flatMap((t, i) => (t.tenant === tenant ? [slowdowns[i]] : [])));
+    const tenantMeans = [...VICTIMS.map((v) => v.name), ...(withFlood ? ['flood'] : [])].map(meanOf);
+    return { met, tenantMeans, jain: jainIndex(tenantMeans) };
+  };
+  for (const victimLoad of [1, VICTIM_LIGHT]) {
+    const alone = seeds.map((seed) => floodRun('vllm', seed, victimLoad, false).met);
+    const rows = FLOOD_POLICIES.map((policy) => {
+      const perSeed = seeds.map((seed) => floodRun(policy, seed, victimLoad, true));
+      return `| ${policy} | ${(100 * avg(perSeed.map((s) => s.met))).toFixed(1)}% | ${[0, 1, 2, 3].map((k) => avg(perSeed.map((s) => s.tenantMeans[k])).toFixed(2)).join(' | ')} | ${avg(perSeed.map((s) => s.jain)).toFixed(3)} |`;
     });
-    rows.push(
-      `| ${policy} | ${(100 * avg(perSeed.map((s) => s.met))).toFixed(1)}% | ${[0, 1, 2, 3].map((k) => avg(perSeed.map((s) => s.tenantMeans[k])).toFixed(2)).join(' | ')} | ${avg(perSeed.map((s) => s.jain)).toFixed(3)} |`,
+    sections.push(
+      [
+        `### mixed with a tenant that floods the cluster${victimLoad === 1 ? '' : `: the others at ${victimLoad}x their load`}`,
+        '',
+        `The three mixed tenants at ${victimLoad === 1 ? 'their rates above' : `${victimLoad}x their rates above`} (${(rate * victimLoad).toFixed(4)} tasks/s together; alone, under vllm, they meet the SLO on ${(100 * avg(alone)).toFixed(1)}% of their tasks), plus \`flood\` (swebench) at ${floodRate.toFixed(3)} tasks/s (${FLOOD_SHARE}x coding-0's default rate, ${(floodRate / rate).toFixed(1)}x the three tenants' together), over ${durationS.toFixed(0)} s of arrivals.`,
+        '',
+        '| policy | SLO (slowdown <= 2) met, other tenants | mean slowdown coding-0 | browsing-1 | coding-2 | flood | Jain (all four) |',
+        '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
+        ...rows,
+        '',
+      ].join('\n'),
     );
   }
-  sections.push(
-    [
-      '### mixed with a tenant that floods the cluster',
-      '',
-      `The three mixed tenants at their rates above, plus \`flood\` (swebench) sending ${FLOOD_SHARE}x their tasks together.`,
-      '',
-      '| policy | SLO (slowdown <= 2) met, other tenants | mean slowdown coding-0 | browsing-1 | coding-2 | flood | Jain (all four) |',
-      '| --- | ---: | ---: | ---: | ---: | ---: | ---: |',
-      ...rows,
-      '',
-    ].join('\n'),
-  );
 }
 
 const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
