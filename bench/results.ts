@@ -103,7 +103,7 @@ for (const workload of workloads) {
 
 // ---- peak throughput -----------------------------------------------------------------------------------
 // DESIGN.md's throughput is output tokens per second at saturation: each workload's tasks arrive at
-// PEAK_LOAD times the rate above, so calls queue from the first minutes on. Beside it, what explains it:
+// PEAK_LOAD times the rate above, which overloads the cluster while they arrive. Beside it, what explains it:
 // prefill computed per output token (recomputation after evictions and preemptions), output tokens per decode
 // iteration (the running batch), and the share of GPU time busy (agents idle in tool calls leave GPUs idle).
 const PEAK_LOAD = 8;
@@ -142,7 +142,7 @@ if (opts.peak && PEAK_POLICIES.every((p) => policies.includes(p))) {
     [
       '### peak throughput',
       '',
-      `Each workload's tasks arriving at ${PEAK_LOAD}x the rate above (saturation: calls queue from the first minutes to the end); output tokens per second over the run, and what explains it.`,
+      `Each workload's tasks arriving at ${PEAK_LOAD}x the rate above, which overloads the cluster while they arrive; output tokens per second from the first arrival to the last call's end, and what explains it (GPU time busy: the share of every GPU's time over that span).`,
       '',
       '| workload | policy | output tok/s | vs vllm | prefill tokens computed per output token | output tokens per decode iteration (batch) | GPU time busy | preemptions |',
       '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |',
