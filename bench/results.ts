@@ -153,10 +153,11 @@ if (opts.peak && PEAK_POLICIES.every((p) => policies.includes(p))) {
 }
 
 // ---- a tenant that floods the cluster ----------------------------------------------------------------
-// The mixed tenants, plus `flood`, a coding tenant with FLOOD_SHARE times the task share of the largest
-// of them (coding-0, share 1) at their default load. What fair share should protect: the other tenants' SLO attainment. Twice: with the
-// mixed tenants at their default load (which alone already overloads the cluster: see their SLO above),
-// and at VICTIM_LIGHT of it, a load they meet alone, so that what the flood does is all there is to see.
+// The mixed tenants, plus `flood`, a coding tenant with FLOOD_SHARE times the task share of the largest of
+// them (coding-0, share 1) at their default load. What fair share should protect: the other tenants' SLO
+// attainment. Twice: with the mixed tenants at their default load (which alone already overloads the
+// cluster: see their SLO above), and at VICTIM_LIGHT of it, a load they meet alone, so that what the flood
+// does is all there is to see.
 const FLOOD_SHARE = 6;
 const VICTIM_LIGHT = 0.25;
 const VICTIMS = [
