@@ -113,8 +113,9 @@ describe('the Agent Execution Graph', () => {
     g.observe({ type: 'call-arrive', call: info, nowS: 5000 });
     g.observe({ type: 'call-finish', call: info, nowS: 5000, endS: 5020, lastCall: false, stop: 'tool_use' });
     expect(g.predictSession(7, 5000)?.remainingGapS).toBeCloseTo((atEnd.remainingGapS as number) + 20, 9);
-    // Service counts to the end too (AFS's remaining work): 20 s a call.
-    expect(g.remainingWorkS(call(1, 0, [1]))).toBeGreaterThan(20);
+    // Service counts to the end too (AFS's remaining work): 20 s a call, then ~3.9 more calls of 10 + 20 s
+    // (counted from the event, service would be 0 and the work ~39 s).
+    expect(g.remainingWorkS(call(1, 0, [1]))).toBeGreaterThan(20 + 3.5 * 30);
     // An end before the event (or NaN) is not a later end: the event's time stands.
     const other = call(8, 1, [3]);
     g.observe({ type: 'call-arrive', call: other, nowS: 6000 });
