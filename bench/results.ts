@@ -17,6 +17,7 @@ import { Command } from 'commander';
 import { DEFAULT_SLO, jainIndex } from '../lib/metrics/metrics';
 import { isolatedTaskTimes, resolveClusterSpec, simulate } from '../lib/sim/simulate';
 import { generateWorkload } from '../lib/workloads/generators';
+import { FLOOD_SHARE, VICTIM_LIGHT, VICTIMS, floodRatePerS, floodWorkload } from './flood_scenario';
 import type { ReportResult } from '../lib/metrics/report';
 import { runSimulation, type SimulationRequest } from '../lib/metrics/run';
 
@@ -153,30 +154,18 @@ if (opts.peak && PEAK_POLICIES.every((p) => policies.includes(p))) {
 }
 
 // ---- a tenant that floods the cluster ----------------------------------------------------------------
-// The mixed tenants, plus `flood`, a coding tenant with FLOOD_SHARE times the task share of the largest of
-// them (coding-0, share 1) at their default load. What fair share should protect: the other tenants' SLO
-// attainment. Twice: with the mixed tenants at their default load (which alone already overloads the
-// cluster: see their SLO above), and at VICTIM_LIGHT of it, a load they meet alone, so that what the flood
-// does is all there is to see.
-const FLOOD_SHARE = 6;
-const VICTIM_LIGHT = 0.25;
-const VICTIMS = [
-  { name: 'coding-0', kind: 'swebench', share: 1 },
-  { name: 'browsing-1', kind: 'webarena', share: 0.5 },
-  { name: 'coding-2', kind: 'swebench', share: 0.333 },
-] as const;
+// bench/flood_scenario.ts. What fair share should protect: the other tenants' SLO attainment. Twice: with
+// the mixed tenants at their default load (which alone already overloads the cluster: see their SLO
+// above), and at VICTIM_LIGHT of it, a load they meet alone, so that what the flood does is all there is
+// to see.
 const FLOOD_POLICIES = ['vllm', 'saga', 'afs', 'autellix', 'continuum'].filter((p) => policies.includes(p));
 if (opts.flood && workloads.includes('mixed') && FLOOD_POLICIES.length > 0) {
   const [tasks, rate] = setting.load.mixed;
   const durationS = tasks / rate;
-  const victimShare = VICTIMS.reduce((n, v) => n + v.share, 0);
-  const floodRate = (rate * FLOOD_SHARE) / victimShare;
+  const floodRate = floodRatePerS(rate);
   /** Victims' SLO attainment, mean slowdowns per tenant and Jain over them, for one run. */
   const floodRun = (policy: string, seed: number, victimLoad: number, withFlood: boolean) => {
-    const victimRate = rate * victimLoad;
-    const ratePerS = victimRate + (withFlood ? floodRate : 0);
-    const tenants = withFlood ? [...VICTIMS, { name: 'flood', kind: 'swebench' as const, share: (victimShare * floodRate) / victimRate }] : [...VICTIMS];
-    const workload = generateWorkload('mixed', { tasks: Math.round(ratePerS * durationS), ratePerS, seed, tenants });
+    const workload = floodWorkload({ tasks, ratePerS: rate, victimLoad, withFlood }, seed);
     process.stderr.write(`flood (victims x${victimLoad}${withFlood ? '' : ', alone'}) seed ${seed}: ${policy}\n`);
     const spec = resolveClusterSpec({ gpus: setting.gpus, blockSize: workload.blockSize });
     const result = simulate(workload, spec, policy);
