@@ -4,31 +4,31 @@
  * Per workflow kind of the light tenants' calls: the wait for admission, admission to first token, decode
  * time per output token, the share of the prompt found cached, and preemptions. Simulated, deterministic.
  *
- *   npx tsx bench/flood_breakdown.ts [--seed N] [--gpus N] [--policies vllm,saga] [--load X]
+ *   npx tsx bench/flood_breakdown.ts [--seed N] [--paper] [--policies vllm,saga] [--load X]
  */
 import { Command } from 'commander';
 import { resolveClusterSpec, simulate } from '../lib/sim/simulate';
 import { VICTIM_LIGHT, floodWorkload } from './flood_scenario';
-
-/** The `mixed` workload's default load on the simulate defaults (bench/results.ts --quick). */
-const QUICK_MIXED = { tasks: 200, ratePerS: 0.25 };
+import { SETTINGS } from './settings';
 
 const opts = new Command()
   .option('--seed <n>', 'workload seed', '1')
-  .option('--gpus <n>', 'GPUs (engines)', '8')
+  .option('--paper', "the paper's setting (64 GPUs, 8x the load) instead of the simulate defaults")
   .option('--policies <list>', 'policies under the flood', 'vllm,saga')
   .option('--load <x>', "the light tenants' load, a share of their default", String(VICTIM_LIGHT))
   .parse(process.argv)
-  .opts<{ seed: string; gpus: string; policies: string; load: string }>();
+  .opts<{ seed: string; paper?: boolean; policies: string; load: string }>();
 
+const setting = opts.paper === true ? SETTINGS.paper : SETTINGS.quick;
+const [tasks, ratePerS] = setting.load.mixed;
 const seed = Number(opts.seed);
 const runs: [string, boolean][] = [['vllm', false], ...opts.policies.split(',').map((p): [string, boolean] => [p, true])];
-console.log(`Light tenants at ${opts.load}x their default load (mixed, ${QUICK_MIXED.tasks} tasks at ${QUICK_MIXED.ratePerS}/s), ${opts.gpus} GPUs, seed ${seed}; alone under vllm, then with the flood.\n`);
+console.log(`Light tenants at ${opts.load}x their default load (mixed, ${tasks} tasks at ${ratePerS}/s), ${setting.gpus} GPUs, seed ${seed}; alone under vllm, then with the flood.\n`);
 console.log('| run | policy | light tenants\' calls | kind | wait for admission s | admission to first token s | decode ms per output token | prompt cached | preemptions |');
 console.log('| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: |');
 for (const [policy, withFlood] of runs) {
-  const workload = floodWorkload({ ...QUICK_MIXED, victimLoad: Number(opts.load), withFlood }, seed);
-  const spec = resolveClusterSpec({ gpus: Number(opts.gpus), blockSize: workload.blockSize });
+  const workload = floodWorkload({ tasks, ratePerS, victimLoad: Number(opts.load), withFlood }, seed);
+  const spec = resolveClusterSpec({ gpus: setting.gpus, blockSize: workload.blockSize });
   const result = simulate(workload, spec, policy, { recordCalls: true });
   for (const kind of ['swebench', 'webarena']) {
     const calls = (result.calls ?? []).filter((c) => workload.tasks[c.taskIndex].tenant !== 'flood' && workload.tasks[c.taskIndex].kind === kind);

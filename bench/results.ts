@@ -18,19 +18,11 @@ import { DEFAULT_SLO, jainIndex } from '../lib/metrics/metrics';
 import { isolatedTaskTimes, resolveClusterSpec, simulate } from '../lib/sim/simulate';
 import { generateWorkload } from '../lib/workloads/generators';
 import { FLOOD_SHARE, VICTIM_LIGHT, VICTIMS, floodRatePerS, floodWorkload } from './flood_scenario';
+import { SETTINGS } from './settings';
 import type { ReportResult } from '../lib/metrics/report';
 import { runSimulation, type SimulationRequest } from '../lib/metrics/run';
 
 const POLICIES = ['vllm', 'saga', 'saga-eviction', 'saga-routing', 'afs', 'continuum', 'kvflow', 'autellix', 'belady'];
-/**
- * Cluster and load per workload. Browser agents' contexts are short, so webarena needs 40x the task rate
- * of the coding workloads to make the same cluster memory-bound (measured: at 0.25 tasks/s on 8 GPUs it
- * uses 1% of the KV cache; at 10/s, 60%+ with preemptions). The paper setting is 64 GPUs at 8x the load.
- */
-const SETTINGS = {
-  paper: { gpus: 64, load: { swebench: [1600, 2], webarena: [8000, 80], mixed: [1600, 2] } },
-  quick: { gpus: 8, load: { swebench: [200, 0.25], webarena: [1000, 10], mixed: [200, 0.25] } },
-} as const;
 
 const program = new Command()
   .option('--quick', 'the simulate defaults instead of the 64-GPU setting')
