@@ -121,6 +121,10 @@ describe('the Agent Execution Graph', () => {
     g.observe({ type: 'call-arrive', call: other, nowS: 6000 });
     g.observe({ type: 'call-finish', call: other, nowS: 6000, endS: Number.NaN, lastCall: false, stop: 'tool_use' });
     expect(g.predictSession(8, 6000)?.remainingGapS).toBeCloseTo(atEnd.remainingGapS as number, 9);
+    const early = call(9, 1, [4]);
+    g.observe({ type: 'call-arrive', call: early, nowS: 7000 });
+    g.observe({ type: 'call-finish', call: early, nowS: 7000, endS: 6990, lastCall: false, stop: 'tool_use' });
+    expect(g.predictSession(9, 7000)?.remainingGapS).toBeCloseTo(atEnd.remainingGapS as number, 9);
   });
 
   it("judges a session's pace by a running geometric mean of its gaps, not its last gap alone", () => {
