@@ -8,7 +8,7 @@
  */
 import { Command } from 'commander';
 import { resolveClusterSpec, simulate } from '../lib/sim/simulate';
-import { VICTIM_LIGHT, floodWorkload } from './flood_scenario';
+import { VICTIM_LIGHT, VICTIMS, floodWorkload } from './flood_scenario';
 import { SETTINGS } from './settings';
 
 const opts = new Command()
@@ -30,7 +30,7 @@ for (const [policy, withFlood] of runs) {
   const workload = floodWorkload({ tasks, ratePerS, victimLoad: Number(opts.load), withFlood }, seed);
   const spec = resolveClusterSpec({ gpus: setting.gpus, blockSize: workload.blockSize });
   const result = simulate(workload, spec, policy, { recordCalls: true });
-  for (const kind of ['swebench', 'webarena']) {
+  for (const kind of new Set(VICTIMS.map((v) => v.kind))) {
     const calls = (result.calls ?? []).filter((c) => workload.tasks[c.taskIndex].tenant !== 'flood' && workload.tasks[c.taskIndex].kind === kind);
     const mean = (f: (c: (typeof calls)[number]) => number) => calls.reduce((a, c) => a + f(c), 0) / calls.length;
     const decoding = calls.filter((c) => c.outputTokens > 1);

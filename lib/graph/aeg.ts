@@ -154,8 +154,8 @@ export class AgentExecutionGraph {
     const s = stop ?? '?';
     const t = toolKind ?? '?';
     const b = callIndexBucket(call.callIndex);
-    const gap = this.sessions.get(call.session)?.paceS ?? NaN;
-    const g = Number.isNaN(gap) ? '-' : String(gapBucket(gap));
+    const pace = this.sessions.get(call.session)?.paceS ?? NaN;
+    const g = Number.isNaN(pace) ? '-' : String(gapBucket(pace));
     const key = `${call.tenant}\u0000${k}\u0000${s}\u0000${t}\u0000${b}\u0000${g}`;
     let step = this.steps.get(key);
     if (step === undefined) {

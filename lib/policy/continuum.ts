@@ -186,7 +186,7 @@ export class ContinuumEviction implements EvictionPolicy {
   private readonly groups = new PrefixGroups();
   private readonly programArrivalS = new Map<number, number>();
   /** Per session: when its last call ended and, if it ended in a tool call, the tool. */
-  private readonly lastFinish = new Map<number, { nowS: number; tool: string | undefined }>();
+  private readonly lastFinish = new Map<number, { endS: number; tool: string | undefined }>();
   private readonly arrivalS = new Map<number, number>();
   private readonly pinnedAtArrival = new Set<number>();
   private readonly durations = new Map<string, SortedWindow>();
@@ -253,7 +253,7 @@ export class ContinuumEviction implements EvictionPolicy {
     if (info.reason === 'finish') {
       const tool = endsInTool(info.stop, info.toolKind) ? (info.toolKind ?? info.stop ?? 'tool') : undefined;
       const endS = callEndS(info); // a tool call starts when the LLM call ends (later than now in a replay)
-      this.lastFinish.set(session, { nowS: endS, tool });
+      this.lastFinish.set(session, { endS, tool });
       if (tool !== undefined) {
         this.toolReleases++;
         const ttl = this.chooseTtl(tool, info.call.promptTokens + info.call.outputTokens);
@@ -286,7 +286,7 @@ export class ContinuumEviction implements EvictionPolicy {
       } else {
         const last = this.lastFinish.get(session);
         if (last?.tool !== undefined) {
-          const seconds = Math.max(0, event.nowS - last.nowS);
+          const seconds = Math.max(0, event.nowS - last.endS);
           let own = this.durations.get(last.tool);
           if (own === undefined) {
             own = new SortedWindow(TOOL_WINDOW);

@@ -219,9 +219,7 @@ void BlockPool::allocate(const BlockHash* hashes, const SessionId* sessions, con
   const FreeQueue& q = freeQueues_[static_cast<int>(Tier::Device)];
   auto request = [&](size_t i) {
     size_t at = q.head + i;
-    BlockId id = q.ring[at >= q.ring.size() ? at - q.ring.size() : at];
-    __builtin_prefetch(&blocks_[id], 1);
-    backend_.order->prefetch(id);
+    prefetchRecords(q.ring[at >= q.ring.size() ? at - q.ring.size() : at]);
   };
   for (size_t i = 0; i < n && i < kRecordsAhead; ++i) request(i);
   for (size_t i = 0; i < n; ++i) {
