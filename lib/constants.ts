@@ -286,6 +286,22 @@ export const ROUTING = {
 } as const;
 
 /**
+ * Fair-share placement (lib/policy/fair_share_placement.ts), which keeps a tenant that floods the fleet off
+ * the other tenants' engines:
+ * - floodFactor: a tenant over its max-min share of the fleet's KV floods when it opens sessions more than
+ *   this many times as fast as the other live tenants on average. On `mixed` the largest tenant (coding-0)
+ *   opens about 2.4 times as many as the other two (task shares 1 : 0.5 : 0.333) and must keep sharing the
+ *   fleet; bench/flood_scenario.ts's flood opens about 10 times as many as the three at their default load.
+ *   5 sits between, with room for the noise of an estimate over a couple of minutes.
+ * - rateMemoryS: the memory of those rates (lib/util/arrival_rate.ts): two minutes holds tens of sessions
+ *   of a tenant at the simulator's default load, and follows a flood within its first minutes.
+ */
+export const FAIR_PLACEMENT = {
+  floodFactor: 5,
+  rateMemoryS: 120,
+} as const;
+
+/**
  * What `saga serve` learns of each engine from its answers (lib/router/engine_rates.ts), to price a moved
  * call's recompute in the stealing test:
  * - decay: each answer's weight in the running sums is multiplied by this at every later answer (~100

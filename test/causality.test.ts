@@ -10,7 +10,8 @@
  * that reads any of these early (an output length at admission, a next call's hashes, a gap) decides
  * differently before t in the second run, and the test fails.
  */
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
+import { FairSharePlacement } from '../lib/policy/fair_share_placement';
 import { createPolicy, isOraclePolicy, policyNames } from '../lib/policy/index';
 import { evictionPolicyNames, isOracleEviction } from '../lib/policy/index';
 import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, ReleaseInfo, RunningInfo } from '../lib/policy/types';
@@ -126,40 +127,69 @@ const workload = generateWorkload('mixed', { tasks: 24, ratePerS: 0.5, seed: 11 
 // Two small engines: KV runs short, so eviction, preemption and stealing all happen before t.
 const spec = resolveClusterSpec({ gpus: 2, capacityBlocks: 12000, maxNumSeqs: 16 });
 
+/** Runs `name` on `w`, then on `w` perturbed after the median arrival t; asserts the decisions before t are the same. Returns t. */
+function checkCausal(name: string, w: Workload, clusterSpec: ReturnType<typeof resolveClusterSpec>): number {
+  const log: Decision[] = [];
+  const arrivals = new Map<string, number>();
+  const ends = new Map<string, number>();
+  const base = createPolicy(name, { workload: w });
+  const observed: PolicyBundle = {
+    ...recording(base, log),
+    observe: (event: PolicyEvent) => {
+      const key = `${event.call.taskIndex}.${event.call.callIndex}`;
+      if (event.type === 'call-arrive') arrivals.set(key, event.nowS);
+      if (event.type === 'call-finish') ends.set(key, event.nowS);
+      base.observe?.(event);
+    },
+  };
+  simulate(w, clusterSpec, observed);
+  const times = [...arrivals.values()].sort((a, b) => a - b);
+  const t = (times[Math.floor(times.length / 2)] + times[Math.floor(times.length / 2) + 1]) / 2;
+  const perturbed = perturbAfter(w, t, arrivals, ends);
+  const log2: Decision[] = [];
+  simulate(perturbed, clusterSpec, recording(createPolicy(name, { workload: perturbed }), log2));
+  const a = before(log, t);
+  expect(a.length).toBeGreaterThan(50);
+  expect(before(log2, t)).toEqual(a);
+  // The perturbation is real: the runs differ after t.
+  expect(log2.map((d) => d.what)).not.toEqual(log.map((d) => d.what));
+  return t;
+}
+
+/** A light tenant beside one opening sessions ten times as fast, on four small engines: saga's placement forms. */
+const floodWorkload = generateWorkload('mixed', {
+  tasks: 60,
+  ratePerS: 1,
+  seed: 3,
+  tenants: [
+    { name: 'light', kind: 'swebench', share: 1 },
+    { name: 'flood', kind: 'swebench', share: 10 },
+  ],
+});
+const floodSpec = resolveClusterSpec({ gpus: 4, capacityBlocks: 12000, maxNumSeqs: 16 });
+
 describe('online policies are causal (decisions before t do not change when the future does)', () => {
   const online = policyNames().filter((name) => !isOraclePolicy(name));
   it('covers every online bundle', () => {
     expect(online).toEqual(expect.arrayContaining(['vllm', 'saga', 'saga-eviction', 'saga-routing', 'afs', 'autellix', 'continuum', 'kvflow']));
   });
 
-  for (const name of online) {
-    it(`saga simulate: ${name}`, () => {
-      const log: Decision[] = [];
-      const arrivals = new Map<string, number>();
-      const ends = new Map<string, number>();
-      const base = createPolicy(name, { workload });
-      const observed: PolicyBundle = {
-        ...recording(base, log),
-        observe: (event: PolicyEvent) => {
-          const key = `${event.call.taskIndex}.${event.call.callIndex}`;
-          if (event.type === 'call-arrive') arrivals.set(key, event.nowS);
-          if (event.type === 'call-finish') ends.set(key, event.nowS);
-          base.observe?.(event);
-        },
-      };
-      simulate(workload, spec, observed);
-      const times = [...arrivals.values()].sort((a, b) => a - b);
-      const t = (times[Math.floor(times.length / 2)] + times[Math.floor(times.length / 2) + 1]) / 2;
-      const perturbed = perturbAfter(workload, t, arrivals, ends);
-      const log2: Decision[] = [];
-      simulate(perturbed, spec, recording(createPolicy(name, { workload: perturbed }), log2));
-      const a = before(log, t);
-      expect(a.length).toBeGreaterThan(50);
-      expect(before(log2, t)).toEqual(a);
-      // The perturbation is real: the runs differ after t.
-      expect(log2.map((d) => d.what)).not.toEqual(log.map((d) => d.what));
-    }, 60_000);
-  }
+  for (const name of online) it(`saga simulate: ${name}`, () => checkCausal(name, workload, spec), 60_000);
+
+  it('saga simulate: saga while a tenant floods (fair-share placement formed before t)', () => {
+    const formedAt: number[] = [];
+    const update = FairSharePlacement.prototype.update;
+    const spy = vi.spyOn(FairSharePlacement.prototype, 'update').mockImplementation(function (this: FairSharePlacement, engines, nowS) {
+      update.call(this, engines, nowS);
+      if (this.current() !== undefined) formedAt.push(nowS);
+    });
+    try {
+      const t = checkCausal('saga', floodWorkload, floodSpec);
+      expect(formedAt.filter((s) => s < t).length).toBeGreaterThan(0);
+    } finally {
+      spy.mockRestore();
+    }
+  }, 120_000);
 
   const replayOnline = evictionPolicyNames().filter((name) => !isOracleEviction(name));
   for (const name of replayOnline) {

@@ -6,6 +6,11 @@
 export interface AffinityOptions {
   /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */
   readonly separateKinds?: boolean;
+  /**
+   * Keep tenants over their fair share off the engines of the tenants within theirs (the simulator's saga:
+   * lib/policy/fair_share_placement.ts). Needs engines that report `capacityBlocks`.
+   */
+  readonly fairPlacement?: boolean;
 }
 
 /**

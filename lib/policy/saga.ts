@@ -2,7 +2,9 @@
  * SAGA's bundles: the three mechanisms together (`saga`) and each of the first two alone on top of the
  * vllm baseline, for the ablation (the third alone is `afs`, lib/policy/afs.ts).
  * - eviction: AEG-predicted next use (./saga_eviction.ts);
- * - routing: session affinity with work stealing (./saga_routing.ts);
+ * - routing: session affinity with work stealing (./saga_routing.ts), and in `saga` the fair-share placement
+ *   that keeps a flooding tenant off the other tenants' engines (./fair_share_placement.ts): Agent Fair Share's
+ *   part in routing, which needs both mechanisms, so neither ablation bundle has it;
  * - queue: Agent Fair Share (./afs.ts), which charges decode at the call's finish, so nothing reads an
  *   output length before the output exists.
  */
@@ -33,7 +35,7 @@ export function createSagaBundle(): PolicyBundle {
   const graph = new AgentExecutionGraph();
   return composeBundle({
     name: 'saga',
-    routing: new AffinityStealingRouting(),
+    routing: new AffinityStealingRouting(undefined, { fairPlacement: true }),
     queue: new AfsQueue({ expectedOutputTokens: (call) => graph.expectedOutputTokens(call), remainingWorkS: (call) => graph.remainingWorkS(call) }),
     eviction: new SagaEviction(graph),
   });

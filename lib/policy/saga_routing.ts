@@ -32,6 +32,11 @@
  *   Live sessions are counted, or, given a liveness estimate (a gateway's, from the AEG: nothing over HTTP
  *   says a program ended), summed by it.
  *
+ * - Fair-share placement (`fairPlacement`, the simulator's saga): while one tenant floods the fleet (over its
+ *   max-min share of the KV and opening sessions several times as fast as the others), the other tenants'
+ *   sessions are homed on engines of their own, which it is kept off, and no move crosses between the two
+ *   (./fair_share_placement.ts says why and how many engines each side gets).
+ *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of
  * live sessions grows only by returning sessions; on batching engines, queued calls never sit while an
@@ -67,7 +72,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
     let best = home;
     let bestGain = 0;
     for (const engine of engines) {
-      if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call) || !this.mayMove(engine, home, call.session, nowS)) continue;
+      if (engine === homeEngine || engine.waitingCalls().length > 0 || engine.freeBlocks() < blocksFor(engine, call) || !this.mayMove(engine, home, call, nowS)) continue;
       const gain = waitS - (engine.admissionWaitS?.(undefined, nowS) ?? 0) - moveCostS(engine, homeEngine, call, nowS);
       if (gain > bestGain) {
         best = engine.id;
@@ -90,7 +95,7 @@ export class AffinityStealingRouting implements RoutingPolicy {
       for (const w of victim.admissionWaitS === undefined ? [oldestOf(waiting)] : waiting) {
         const savedS = victim.admissionWaitS?.(w.call, nowS) ?? nowS - w.enqueuedS;
         // A steal rehomes the call's session (homed on the victim, unless its home went down meanwhile).
-        if (blocksFor(thief, w.call) > room || !this.mayMove(thief, this.affinity.homeOf(w.call.session) ?? victim.id, w.call.session, nowS)) continue;
+        if (blocksFor(thief, w.call) > room || !this.mayMove(thief, this.affinity.homeOf(w.call.session) ?? victim.id, w.call, nowS)) continue;
         const gain = savedS - moveCostS(thief, victim, w.call, nowS);
         if (gain > bestGain) {
           best = { from: victim.id, call: w.call };
@@ -112,8 +117,9 @@ export class AffinityStealingRouting implements RoutingPolicy {
    * workflow kinds than it leaves: a moved session takes all its later calls there, and a long-call kind
    * moved among short calls slows every one of them (SessionAffinityRouting.otherKindShare).
    */
-  private mayMove(target: EngineView, home: number, session: number, nowS: number): boolean {
-    if (this.affinity.movesAmongOtherKinds(session, home, target.id, nowS)) return false;
+  private mayMove(target: EngineView, home: number, call: CallInfo, nowS: number): boolean {
+    const session = call.session;
+    if (!this.affinity.mayHome(call.tenant, target.id) || this.affinity.movesAmongOtherKinds(session, home, target.id, nowS)) return false;
     if (target.places === undefined) return true;
     const sessions = this.affinity.liveSessions(target.id, nowS) + 1;
     return sessions <= target.places || sessions < this.affinity.liveSessions(home, nowS, session);

@@ -37,6 +37,8 @@ export interface EngineView {
   readonly id: number;
   /** Tokens per KV block. */
   readonly blockSize: number;
+  /** Optional: KV blocks the engine holds in all (absent where unknown: a gateway's engines). */
+  readonly capacityBlocks?: number;
   /**
    * Optional: calls it runs at once, where it bounds them by a count (a gateway's capacity per engine: a
    * llama.cpp slot, a saga engine sequence). Absent: bounded by KV blocks alone (a batching engine).

@@ -21,6 +21,7 @@
  */
 import { ROUTING } from '../constants';
 import { composeBundle } from './bundle';
+import { FairSharePlacement } from './fair_share_placement';
 import { KindSeparation, type AffinityOptions } from './kind_separation';
 import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
 
@@ -50,6 +51,8 @@ export class SessionAffinityRouting implements RoutingPolicy {
 
   /** With `separateKinds`: each homed session's workflow kind, and each engine's homed sessions per kind. */
   private readonly kinds: KindSeparation | undefined;
+  /** With `fairPlacement`: which engines each tenant's sessions may be homed on. */
+  private readonly placement: FairSharePlacement | undefined;
 
   /**
    * `liveness`: where given, an engine's load is the sum of its sessions' liveness instead of the count of
@@ -62,24 +65,31 @@ export class SessionAffinityRouting implements RoutingPolicy {
     options: AffinityOptions = {},
   ) {
     this.kinds = options.separateKinds === true ? new KindSeparation() : undefined;
+    this.placement = options.fairPlacement === true ? new FairSharePlacement((session) => this.home.get(session)) : undefined;
   }
 
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {
+    this.placement?.arrive(call, nowS);
     const known = this.home.get(call.session);
     if (known !== undefined) {
       if (this.liveness !== undefined) this.wake(call.session, known);
-      return known;
+      if (this.mayHome(call.tenant, known)) return known;
+      // Homed among the other group's engines (before the groups formed, or as they changed): it moves to its own.
+      this.unsetHome(call.session, known);
+      this.kinds?.kindOf.delete(call.session);
     }
     this.newDecision();
+    this.placement?.update(engines, nowS);
     while (this.sessions.length < engines.length) this.sessions.push(0);
     let minSessions = Infinity;
-    for (const engine of engines) minSessions = Math.min(minSessions, this.liveSessions(engine.id, nowS));
+    for (const engine of engines) if (this.mayHome(call.tenant, engine.id)) minSessions = Math.min(minSessions, this.liveSessions(engine.id, nowS));
     let best = -1;
     let bestMixed = 0;
     let bestPrefix = -1;
     let bestSessions = 0;
     let bestLoad = 0;
     for (const engine of engines) {
+      if (!this.mayHome(call.tenant, engine.id)) continue;
       const sessions = this.liveSessions(engine.id, nowS);
       if (sessions > minSessions + ROUTING_SLACK_SESSIONS) continue;
       const mixed = this.kinds === undefined ? 0 : this.otherKindShare(engine.id, call.kind, nowS);
@@ -163,6 +173,11 @@ export class SessionAffinityRouting implements RoutingPolicy {
     return this.otherKindShare(to, kind, nowS) > this.otherKindShare(from, kind, nowS, session);
   }
 
+  /** Whether a session of `tenant` may be homed on engine `engineId` (always, without fair placement). */
+  mayHome(tenant: string, engineId: number): boolean {
+    return this.placement?.allows(tenant, engineId) ?? true;
+  }
+
   /** The session's home engine, if it has one. */
   homeOf(session: number): number | undefined {
     return this.home.get(session);
@@ -178,6 +193,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
 
   /** A session ends with its last call: it no longer counts on its home engine. */
   observe(event: PolicyEvent): void {
+    this.placement?.observe(event);
     if (event.type !== 'call-finish' || !event.lastCall) return;
     const engine = this.home.get(event.call.session);
     if (engine !== undefined) this.unsetHome(event.call.session, engine);

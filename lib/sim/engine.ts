@@ -339,6 +339,10 @@ export class Engine implements EngineView {
     return this.bs;
   }
 
+  get capacityBlocks(): number {
+    return this.kv.deviceCapacity;
+  }
+
   waitingCalls(): readonly WaitingInfo[] {
     return this.waiting.list();
   }
