@@ -7,7 +7,7 @@ export interface AffinityOptions {
   /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */
   readonly separateKinds?: boolean;
   /**
-   * Keep tenants over their fair share off the engines of the tenants within theirs (the simulator's saga:
+   * Keep a tenant that floods the fleet off the other tenants' engines while it floods (the simulator's saga:
    * lib/policy/fair_share_placement.ts). Needs engines that report `capacityBlocks`.
    */
   readonly fairPlacement?: boolean;
