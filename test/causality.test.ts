@@ -16,7 +16,7 @@ import { createPolicy, isOraclePolicy, policyNames } from '../lib/policy/index';
 import { evictionPolicyNames, isOracleEviction } from '../lib/policy/index';
 import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, ReleaseInfo, RunningInfo } from '../lib/policy/types';
 import { ReplayStream, createReplayPolicy, replayPolicy } from '../lib/replay';
-import { resolveClusterSpec, simulate } from '../lib/sim/simulate';
+import { resolveClusterSpec, simulate, type ClusterSpec } from '../lib/sim/simulate';
 import { generateWorkload } from '../lib/workloads/generators';
 import type { Workload } from '../lib/workloads/types';
 
@@ -128,7 +128,7 @@ const workload = generateWorkload('mixed', { tasks: 24, ratePerS: 0.5, seed: 11 
 const spec = resolveClusterSpec({ gpus: 2, capacityBlocks: 12000, maxNumSeqs: 16 });
 
 /** Runs `name` on `w`, then on `w` perturbed after the median arrival t; asserts the decisions before t are the same. Returns t. */
-function checkCausal(name: string, w: Workload, clusterSpec: ReturnType<typeof resolveClusterSpec>): number {
+function checkCausal(name: string, w: Workload, clusterSpec: ClusterSpec): number {
   const log: Decision[] = [];
   const arrivals = new Map<string, number>();
   const ends = new Map<string, number>();

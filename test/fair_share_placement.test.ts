@@ -7,32 +7,15 @@ import { describe, expect, it } from 'vitest';
 import { FAIR_PLACEMENT } from '../lib/constants';
 import { FairSharePlacement, waterLevel } from '../lib/policy/fair_share_placement';
 import { AffinityStealingRouting } from '../lib/policy/saga_routing';
-import type { CallInfo, EngineView, WaitingInfo } from '../lib/policy/types';
+import type { CallInfo } from '../lib/policy/types';
+import { fakeEngine, type FakeEngine } from './helpers/fake_engine';
 
 const BLOCK = 16;
 /** 100 blocks of 16 tokens: 1,600 tokens of KV per engine. */
 const ENGINE_TOKENS = 1600;
 
-interface FakeEngine extends EngineView {
-  waiting: WaitingInfo[];
-}
-
-/** `capacityBlocks`: null for an engine that does not report it. */
-function engine(id: number, capacityBlocks: number | null): FakeEngine {
-  const e: FakeEngine = {
-    id,
-    blockSize: BLOCK,
-    capacityBlocks: capacityBlocks ?? undefined,
-    waiting: [],
-    outstandingCalls: () => e.waiting.length,
-    queuedTokens: () => 0,
-    cachedPrefixBlocks: () => 0,
-    waitingCalls: () => e.waiting,
-    freeBlocks: () => 1_000_000,
-    prefillEstimateS: (prompt, cached) => (prompt - cached) / 10_000,
-  };
-  return e;
-}
+/** `capacityBlocks`: null for an engine that does not report it (test/helpers/fake_engine.ts). */
+const engine = (id: number, capacityBlocks: number | null): FakeEngine => fakeEngine(id, capacityBlocks === null ? {} : { capacityBlocks });
 
 function call(session: number, tenant: string, promptTokens: number, arrivalS: number, callIndex = 0): CallInfo {
   return { taskIndex: session, callIndex, session, tenant, kind: 'coding', arrivalS, promptTokens, outputTokens: 10, blockHashes: new BigUint64Array(0) };

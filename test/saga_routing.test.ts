@@ -5,43 +5,11 @@
 import { describe, expect, it } from 'vitest';
 import { ROUTING } from '../lib/constants';
 import { AffinityStealingRouting } from '../lib/policy/saga_routing';
-import type { CallInfo, EngineView, WaitingInfo } from '../lib/policy/types';
+import type { CallInfo } from '../lib/policy/types';
+import { fakeEngine, type FakeEngine } from './helpers/fake_engine';
 
-interface FakeEngine extends EngineView {
-  places?: number;
-  admissionWaitS?: (call: CallInfo | undefined, nowS: number) => number;
-  displacementS?: (call: CallInfo) => number;
-  arrivalsPerS?: (nowS: number) => number;
-  heldPlaceDelayS?: (call: CallInfo, nowS: number) => number;
-  departureGainS?: (call: CallInfo) => number;
-  waiting: WaitingInfo[];
-  cached: Set<bigint>;
-  free: number;
-  outstanding: number;
-}
-
-/** An engine that prefills at 10k tokens/s (uncached tokens only). */
-function engine(id: number, free = 10_000): FakeEngine {
-  const e: FakeEngine = {
-    id,
-    blockSize: 16,
-    waiting: [],
-    cached: new Set(),
-    free,
-    outstanding: 0,
-    outstandingCalls: () => e.outstanding + e.waiting.length,
-    queuedTokens: () => e.waiting.reduce((n, w) => n + w.call.promptTokens, 0),
-    cachedPrefixBlocks: (hashes) => {
-      let i = 0;
-      while (i < hashes.length && e.cached.has(hashes[i])) i++;
-      return i;
-    },
-    waitingCalls: () => e.waiting,
-    freeBlocks: () => e.free,
-    prefillEstimateS: (prompt, cached) => (prompt - cached) / 10_000,
-  };
-  return e;
-}
+/** An engine with `free` KV blocks (test/helpers/fake_engine.ts). */
+const engine = (id: number, free = 10_000): FakeEngine => fakeEngine(id, { free });
 
 function call(session: number, callIndex: number, blocks: number, arrivalS = 0, kind = 'k'): CallInfo {
   return {

@@ -76,7 +76,6 @@ export class SessionAffinityRouting implements RoutingPolicy {
       if (this.mayHome(call.tenant, known)) return known;
       // Homed among the other group's engines (before the groups formed, or as they changed): it moves to its own.
       this.unsetHome(call.session, known);
-      this.kinds?.kindOf.delete(call.session);
     }
     this.newDecision();
     this.placement?.update(engines, nowS);
