@@ -1,6 +1,7 @@
 /** What each `saga serve` policy is made of (lib/router/policies.ts): saga, the baselines, and the ablation. */
 import { describe, expect, it } from 'vitest';
-import type { CallInfo, EngineView } from '../lib/policy/types';
+import type { CallInfo } from '../lib/policy/types';
+import { fakeEngine } from './helpers/fake_engine';
 import { AfsQueue } from '../lib/policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../lib/policy/load_balancing';
 import { AffinityStealingRouting } from '../lib/policy/saga_routing';
@@ -54,7 +55,7 @@ describe('gateway policies', () => {
     ['afs', 1],
   ] as const)('%s: a new session goes among its own workflow kind where the load bound allows (engine %i)', (name, expected) => {
     const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }]);
-    const engines = [engine(0), engine(1)];
+    const engines = [fakeEngine(0, { free: 1_000 }), fakeEngine(1, { free: 1_000 })];
     // Two coding sessions on engine 0, then a browsing one on engine 1 (the fewer sessions), all running.
     for (const [session, kind] of [[1, 'coding'], [2, 'coding'], [3, 'browsing']] as const) {
       const info = call(session, 0, 0, kind);
@@ -66,20 +67,6 @@ describe('gateway policies', () => {
     expect(p.routing.route(call(4, 0, 1, 'coding'), engines, 1)).toBe(expected);
   });
 
-  /** An idle engine caching nothing. */
-  function engine(id: number): EngineView {
-    return {
-      id,
-      blockSize: 16,
-      outstandingCalls: () => 0,
-      queuedTokens: () => 0,
-      cachedPrefixBlocks: () => 0,
-      waitingCalls: () => [],
-      freeBlocks: () => 1_000,
-      prefillEstimateS: () => 0,
-    };
-  }
-
   it.each([
     ['saga', 1, 0],
     ['saga-routing', 1, 0],
@@ -88,7 +75,7 @@ describe('gateway policies', () => {
     '%s: a session in a tool call counts whole until it has been away longer than any gap its step has shown (new session: engine %i, then %i)',
     (name, soon, late) => {
       const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }]);
-      const engines = [engine(0), engine(1)];
+      const engines = [fakeEngine(0, { free: 1_000 }), fakeEngine(1, { free: 1_000 })];
       let t = 0;
       const run = (session: number, calls: number, gapS: number) => {
         for (let c = 0; c < calls; c++) {

@@ -2,18 +2,7 @@
  * Keeping workflow kinds apart (saga's routing at a gateway; never vLLM's): which kind each homed session is,
  * and how many sessions of each kind each engine homes. SessionAffinityRouting.otherKindShare says why and
  * how routing uses it.
- */
-export interface AffinityOptions {
-  /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */
-  readonly separateKinds?: boolean;
-  /**
-   * Keep a tenant that floods the fleet off the other tenants' engines while it floods (the simulator's saga:
-   * lib/policy/fair_share_placement.ts). Needs engines that report `capacityBlocks`.
-   */
-  readonly fairPlacement?: boolean;
-}
-
-/**
+ *
  * Sessions' workflow kinds, and each engine's sessions by kind: homed (counted, for routing without a
  * liveness estimate), or live (summed by the estimate, per routing decision, alongside the engine's total).
  */

@@ -44,9 +44,8 @@
  * interval).
  */
 import type { CallInfo, EngineView, RoutingPolicy, Steal, WaitingInfo } from './types';
-import type { AffinityOptions } from './kind_separation';
 import { SessionAffinityRouting, type SessionLiveness } from './vllm';
-import type { PolicyEvent } from './types';
+import type { AffinityOptions, PolicyEvent } from './types';
 
 export class AffinityStealingRouting implements RoutingPolicy {
   readonly name = 'saga-routing';

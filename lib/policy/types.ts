@@ -245,6 +245,17 @@ export type PolicyEvent =
       readonly endS?: number;
     };
 
+/** Options of session-affinity routing (SessionAffinityRouting and the saga routing built on it). */
+export interface AffinityOptions {
+  /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */
+  readonly separateKinds?: boolean;
+  /**
+   * Keep a tenant that floods the fleet off the other tenants' engines while it floods (the simulator's saga:
+   * lib/policy/fair_share_placement.ts). Needs engines that report `capacityBlocks`.
+   */
+  readonly fairPlacement?: boolean;
+}
+
 /** A named set of the three policies, run together. */
 export interface PolicyBundle {
   /** Registry name (`vllm`, `belady`, ...). */

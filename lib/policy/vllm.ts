@@ -22,8 +22,8 @@
 import { ROUTING } from '../constants';
 import { composeBundle } from './bundle';
 import { FairSharePlacement } from './fair_share_placement';
-import { KindSeparation, type AffinityOptions } from './kind_separation';
-import type { CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
+import { KindSeparation } from './kind_separation';
+import type { AffinityOptions, CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
 
 /** How many more live sessions than the least loaded engine an engine may have and still win on prefix. */
 export const ROUTING_SLACK_SESSIONS = ROUTING.newSessionSlack;
