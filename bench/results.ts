@@ -7,6 +7,8 @@
  *   npm run results                          the paper's setting: 64 H100s (Llama-3.1-8B), 8x the defaults' load
  *   npm run results -- --quick               the simulate defaults (8 GPUs, 200 tasks): minutes, not hours
  *   npm run results -- --seeds 1,2 --workloads mixed --out FILE [--no-flood] [--no-peak]
+ *   npm run results -- --workloads mixed --policies vllm,saga --no-plain --no-peak --flood-loads 0.25 --out FILE
+ *                                            the flood scenario alone, at the other tenants' light load
  *
  * The same command prints the same numbers (seeded workloads, deterministic simulator).
  */
@@ -21,6 +23,7 @@ import { FLOOD_SHARE, VICTIM_LIGHT, VICTIMS, floodRatePerS, floodWorkload } from
 import { SETTINGS } from './settings';
 import type { ReportResult } from '../lib/metrics/report';
 import { runSimulation, type SimulationRequest } from '../lib/metrics/run';
+import { cliPositive } from '../lib/util/cli_numbers';
 
 const POLICIES = ['vllm', 'saga', 'saga-eviction', 'saga-routing', 'afs', 'continuum', 'kvflow', 'autellix', 'belady'];
 
@@ -32,12 +35,25 @@ const program = new Command()
   .option('--out <file>', 'markdown output', path.join(__dirname, '..', 'docs', 'results.md'))
   .option('--no-flood', 'skip the scenario with a tenant that floods the cluster')
   .option('--no-peak', 'skip the peak throughput runs (saturating load)')
+  .option('--no-plain', "skip each workload's table (to run only the flood or the peak)")
+  .option('--flood-loads <list>', "the other tenants' loads in the flood scenario, shares of their default", `1,${VICTIM_LIGHT}`)
   .parse(process.argv);
-const opts = program.opts<{ quick?: boolean; seeds: string; workloads: string; policies: string; out: string; flood: boolean; peak: boolean }>();
+const opts = program.opts<{
+  quick?: boolean;
+  seeds: string;
+  workloads: string;
+  policies: string;
+  out: string;
+  flood: boolean;
+  peak: boolean;
+  plain: boolean;
+  floodLoads: string;
+}>();
 const setting = opts.quick === true ? SETTINGS.quick : SETTINGS.paper;
 const seeds = opts.seeds.split(',').map(Number);
 const workloads = opts.workloads.split(',');
 const policies = opts.policies.split(',');
+const floodLoads = opts.floodLoads.split(',').map((x) => cliPositive('--flood-loads', x));
 
 // Report fields are null where a metric has no value (e.g. no Bélády run): NaN here, printed as NaN.
 const num = (x: number | null) => (x === null ? NaN : x);
@@ -46,7 +62,7 @@ const avg = (xs: (number | null)[]) => xs.reduce((s: number, x) => s + num(x), 0
 
 const sections: string[] = [];
 const started = Date.now();
-for (const workload of workloads) {
+for (const workload of opts.plain ? workloads : []) {
   const perPolicy = new Map<string, ReportResult[]>();
   const preempt = new Map<string, number[]>();
   const steals = new Map<string, number[]>();
@@ -171,7 +187,7 @@ if (opts.flood && workloads.includes('mixed') && FLOOD_POLICIES.length > 0) {
     const tenantMeans = [...VICTIMS.map((v) => v.name), ...(withFlood ? ['flood'] : [])].map(meanOf);
     return { met, tenantMeans, jain: jainIndex(tenantMeans) };
   };
-  for (const victimLoad of [1, VICTIM_LIGHT]) {
+  for (const victimLoad of floodLoads) {
     const alone = seeds.map((seed) => floodRun('vllm', seed, victimLoad, false).met);
     const rows = FLOOD_POLICIES.map((policy) => {
       const perSeed = seeds.map((seed) => floodRun(policy, seed, victimLoad, true));

@@ -169,6 +169,18 @@ describe('fair-share placement', () => {
     expect(placement.current()?.protectedEngines.size).toBe(2);
   });
 
+  it('sizes the protected group with headroom: a demand of one engine gets more than one', () => {
+    const placement = new FairSharePlacement(() => undefined);
+    const engines = fleet(8);
+    // light holds exactly one engine of context; flood floods. Equal shares would allow light 4 engines.
+    placement.arrive(call(0, 'light', ENGINE_TOKENS, 0), 0);
+    for (let i = 0; i < 40; i++) placement.arrive(call(100 + i, 'flood', ENGINE_TOKENS, i * 0.1), i * 0.1);
+    placement.update(engines, 4);
+    const expected = Math.ceil(1 / FAIR_PLACEMENT.protectedFill);
+    expect(expected).toBeGreaterThan(1);
+    expect(placement.current()?.protectedEngines.size).toBe(expected);
+  });
+
   it('never steals a call across the groups', () => {
     const engines = fleet(4);
     const routing = new AffinityStealingRouting(undefined, { fairPlacement: true });

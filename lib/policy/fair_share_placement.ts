@@ -22,9 +22,11 @@
  *   not flap). The rate test keeps a tenant that is merely the largest (on `mixed`, coding-0 opens about
  *   2.4 times as many sessions as the other two on average) sharing the fleet as before: splitting the
  *   fleet costs the sessions that would have spread over it.
- * - While some tenant floods and some does not, the others ("protected") get ceil(their demand) engines, at
- *   least one, at most their equal shares of the fleet (N times their number over the live tenants', rounded
- *   down) and N - 1: the engines homing most of their context (their KV is there, so the set moves little
+ * - While some tenant floods and some does not, the others ("protected") get enough engines to hold their
+ *   demand with each engine's KV FAIR_PLACEMENT.protectedFill full (the rest is headroom: a decode step
+ *   reads the batch's whole context, so a full engine decodes each of its calls several times slower than
+ *   a light one), at least one, at most their equal shares of the fleet (N times their number over the
+ *   live tenants', rounded down) and N - 1: the engines homing most of their context (their KV is there, so the set moves little
  *   from one decision to the next). A protected tenant's sessions are homed among them, a flooding tenant's
  *   among the rest; a session homed in the other group's engines moves to its own at its next call, and no
  *   steal moves one across.
@@ -115,7 +117,7 @@ export class FairSharePlacement {
     }
     if (protectedTenants.size === 0) return;
     const entitled = Math.floor((n * protectedTenants.size) / demand.size);
-    const count = Math.min(n - 1, entitled, Math.max(1, Math.ceil(protectedDemand)));
+    const count = Math.min(n - 1, entitled, Math.max(1, Math.ceil(protectedDemand / FAIR_PLACEMENT.protectedFill)));
     // The engines homing most of the protected tenants' context; ties to those homing least of the others'.
     const mine = new Float64Array(n);
     const others = new Float64Array(n);
