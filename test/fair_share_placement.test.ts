@@ -76,8 +76,11 @@ describe('fair-share placement', () => {
     expect(floodHomes.slice(10)).toContain(lightHome);
   });
 
-  it('does nothing where engines do not report their capacity (a gateway)', () => {
-    const engines = fleet(4, null);
+  it.each([
+    ['none', [null, null, null, null]],
+    ['one', [100, 100, 100, null]],
+  ] as const)('does nothing where %s of the engines does not report its capacity (a gateway without kvTokens)', (_, capacities) => {
+    const engines = capacities.map((c, i) => engine(i, c));
     const { lightHome, floodHomes } = flood(new AffinityStealingRouting(undefined, { fairPlacement: true }), engines, 20);
     expect(floodHomes.slice(10)).toContain(lightHome);
   });

@@ -47,6 +47,10 @@ describe('gateway config', () => {
     const config = parseGatewayConfig(json);
     expect(config.engines[0].url).toBe('http://127.0.0.1:9001');
     expect(config.engines[1].slots).toBe(4);
+    expect(config.engines.map((e) => e.kvTokens)).toEqual([undefined, undefined]);
+    const sized = parseGatewayConfig({ engines: [{ ...ENGINE, kvTokens: 500_000 }, { ...ENGINE, name: 'e1', kvTokens: 250_000 }] });
+    expect(sized.engines.map((e) => e.kvTokens)).toEqual([500_000, 250_000]);
+    expect(parseGatewayConfig(sized)).toEqual(sized);
     expect(config.tenants).toEqual([{ name: 'a', weight: 2, slo: { slowdown: 5 } }, { name: 'b', weight: 1, slo: { slowdown: 2 } }]);
     expect(parseGatewayConfig(config)).toEqual(config);
   });
@@ -64,6 +68,9 @@ describe('gateway config', () => {
     [{ engines: [{ ...ENGINE, kind: 'llama.cpp', slots: 2 }] }, /engines\[0\]\.slots \(2\) must be at least capacity \(4\)/],
     [{ engines: [{ ...ENGINE, kind: 'sglang', priorityScheduling: true }] }, /priorityScheduling applies to kind vllm only/],
     [{ engines: [{ ...ENGINE, capcity: 4 }] }, /engines\[0\]\.capcity is not a known field/],
+    [{ engines: [{ ...ENGINE, kvTokens: 0 }] }, /engines\[0\]\.kvTokens must be an integer in \[1,/],
+    [{ engines: [{ ...ENGINE, kvTokens: '1M' }] }, /engines\[0\]\.kvTokens must be an integer/],
+    [{ engines: [{ ...ENGINE, kvTokens: 1000 }, { ...ENGINE, name: 'e1' }] }, /engines\[1\]\.kvTokens is missing: give kvTokens for every engine or for none/],
     [{ engines: [ENGINE], policy: 'fastest' }, /policy must be one of saga, affinity, round-robin, least-loaded, saga-routing, afs/],
     [{ engines: [ENGINE], tenants: [{ name: 'a', weight: -1 }] }, /tenants\[0\]\.weight must be a positive number/],
     [{ engines: [ENGINE], tenants: [{ name: 'a', slo: { slowdown: 0.5 } }] }, /tenants\[0\]\.slo\.slowdown must be at least 1/],

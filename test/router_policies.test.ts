@@ -6,7 +6,8 @@ import { AfsQueue } from '../lib/policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../lib/policy/load_balancing';
 import { AffinityStealingRouting } from '../lib/policy/saga_routing';
 import { FcfsQueue, SessionAffinityRouting } from '../lib/policy/vllm';
-import { GATEWAY_POLICIES, type GatewayPolicyName } from '../lib/router/config';
+import { GATEWAY_POLICIES, parseGatewayConfig, type GatewayPolicyName } from '../lib/router/config';
+import { EngineState } from '../lib/router/engine_state';
 import { createGatewayPolicies } from '../lib/router/policies';
 
 const PARTS: Record<GatewayPolicyName, { routing: new (...a: never[]) => unknown; queue: new (...a: never[]) => unknown; learns: boolean }> = {
@@ -112,4 +113,38 @@ describe('gateway policies', () => {
       expect(p.routing.route(call(5, 0, t + 1_000), engines, t + 1_000)).toBe(late);
     },
   );
+
+  it.each([
+    ['saga', true, 100],
+    ['saga', false, undefined],
+    ['saga-routing', false, 100],
+  ] as const)('%s keeps a flooding tenant off the light tenant\'s engine: %s (engines reporting %s KV blocks)', (name, apart, capacityBlocks) => {
+    const p = createGatewayPolicies(name, []);
+    // Four engines of 100 blocks (1,600 tokens); one light session of half an engine, then a flood session
+    // of half an engine every 0.5 s: after a few the flood is over its share, opening sessions far faster.
+    const engines = [0, 1, 2, 3].map((id) => fakeEngine(id, capacityBlocks === undefined ? {} : { capacityBlocks }));
+    const session = (id: number, tenant: string, nowS: number): CallInfo => ({
+      taskIndex: id,
+      callIndex: 0,
+      session: id,
+      tenant,
+      kind: 'k',
+      arrivalS: nowS,
+      promptTokens: 800,
+      outputTokens: 8,
+      blockHashes: new BigUint64Array(0),
+    });
+    const lightHome = p.routing.route(session(0, 'light', 0), engines, 0);
+    const floodHomes = Array.from({ length: 24 }, (_, i) => p.routing.route(session(100 + i, 'flood', 1 + i / 2), engines, 1 + i / 2));
+    expect(floodHomes.slice(-12).includes(lightHome)).toBe(!apart);
+  });
+
+  it("reports a configured engine's KV in blocks of the gateway's token estimates", () => {
+    const config = parseGatewayConfig({ engines: [{ name: 'e0', url: 'http://127.0.0.1:9', kind: 'vllm', capacity: 4, kvTokens: 64_000 }] });
+    const sized = new EngineState(0, config.engines[0]);
+    // Before any answer the engine's characters per token are the gateway's own: tokens map one to one.
+    expect(sized.capacityBlocks).toBeCloseTo(64_000 / sized.blockSize, 6);
+    const unsized = new EngineState(0, parseGatewayConfig({ engines: [{ name: 'e0', url: 'http://127.0.0.1:9', kind: 'vllm', capacity: 4 }] }).engines[0]);
+    expect(unsized.capacityBlocks).toBeUndefined();
+  });
 });

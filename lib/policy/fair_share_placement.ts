@@ -1,5 +1,6 @@
 /**
- * Fair-share placement (saga's routing in the simulator; DESIGN.md's third mechanism carried into routing):
+ * Fair-share placement (saga's routing, in the simulator and at a gateway that knows its engines' KV sizes;
+ * DESIGN.md's third mechanism carried into routing):
  * while one tenant floods the fleet, the other tenants are served on engines it is kept off.
  *
  * Why routing and not only the queue: Agent Fair Share orders each engine's queue, but an admitted call
@@ -26,8 +27,8 @@
  *   demand with each engine's KV FAIR_PLACEMENT.protectedFill full (the rest is headroom: a decode step
  *   reads the batch's whole context, so a full engine decodes each of its calls several times slower than
  *   a light one), at least one, at most their equal shares of the fleet (N times their number over the
- *   live tenants', rounded down) and N - 1: the engines homing most of their context (their KV is there, so the set moves little
- *   from one decision to the next). A protected tenant's sessions are homed among them, a flooding tenant's
+ *   live tenants', rounded down) and N - 1: the engines homing most of their context (their KV is there,
+ *   so the set moves little from one decision to the next). A protected tenant's sessions are homed among them, a flooding tenant's
  *   among the rest; a session homed in the other group's engines moves to its own at its next call, and no
  *   steal moves one across.
  * - Otherwise every engine is open to every session, as without the placement.
@@ -95,7 +96,8 @@ export class FairSharePlacement {
     this.groups = undefined;
     const n = engines.length;
     let capacityTokens = 0;
-    for (const e of engines) capacityTokens += (e.capacityBlocks ?? 0) * e.blockSize;
+    for (const e of engines) capacityTokens += (e.capacityBlocks ?? NaN) * e.blockSize;
+    // Every engine's KV is needed (one unknown would count as none): else the placement is inert.
     if (n < 2 || !(capacityTokens > 0)) return;
     const demand = this.demandInEngines(capacityTokens / n);
     const level = waterLevel([...demand.values()], n);

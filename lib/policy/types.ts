@@ -37,7 +37,7 @@ export interface EngineView {
   readonly id: number;
   /** Tokens per KV block. */
   readonly blockSize: number;
-  /** Optional: KV blocks the engine holds in all (absent where unknown: a gateway's engines). */
+  /** Optional: KV blocks the engine holds in all (absent where unknown: a gateway's engines without `kvTokens`). */
   readonly capacityBlocks?: number;
   /**
    * Optional: calls it runs at once, where it bounds them by a count (a gateway's capacity per engine: a
@@ -250,8 +250,8 @@ export interface AffinityOptions {
   /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */
   readonly separateKinds?: boolean;
   /**
-   * Keep a tenant that floods the fleet off the other tenants' engines while it floods (the simulator's saga:
-   * lib/policy/fair_share_placement.ts). Needs engines that report `capacityBlocks`.
+   * Keep a tenant that floods the fleet off the other tenants' engines while it floods (saga's routing:
+   * lib/policy/fair_share_placement.ts). Inert unless every engine reports `capacityBlocks`.
    */
   readonly fairPlacement?: boolean;
 }

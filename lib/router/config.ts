@@ -31,6 +31,12 @@ export interface EngineConfig {
   readonly priorityScheduling: boolean;
   /** Prefill tokens per second, for the cost of moving a session here (work stealing). */
   readonly prefillTokensPerS: number;
+  /**
+   * Tokens of KV cache the engine holds (vLLM logs it at start: "GPU KV cache size: N tokens"). Given for
+   * every engine, saga's routing keeps a tenant that floods the fleet off the other tenants' engines
+   * (fair-share placement, lib/policy/fair_share_placement.ts); unknown, it does not.
+   */
+  readonly kvTokens: number | undefined;
   /** Sent as `authorization: Bearer ...`; without it the client's own authorization header is passed on. */
   readonly apiKey: string | undefined;
 }
@@ -131,7 +137,7 @@ function uniqueNames(items: readonly { readonly name: string }[], path: string):
   });
 }
 
-const ENGINE_FIELDS = ['name', 'url', 'kind', 'capacity', 'slots', 'priorityScheduling', 'prefillTokensPerS', 'apiKey'] as const;
+const ENGINE_FIELDS = ['name', 'url', 'kind', 'capacity', 'slots', 'priorityScheduling', 'prefillTokensPerS', 'kvTokens', 'apiKey'] as const;
 
 function parseEngine(value: unknown, path: string): EngineConfig {
   const e = section(value, path, ENGINE_FIELDS);
@@ -153,6 +159,7 @@ function parseEngine(value: unknown, path: string): EngineConfig {
     slots,
     priorityScheduling: bool(e.priorityScheduling, `${path}.priorityScheduling`, false),
     prefillTokensPerS: positive(e.prefillTokensPerS, `${path}.prefillTokensPerS`, GATEWAY.prefillTokensPerS),
+    kvTokens: e.kvTokens === undefined ? undefined : integer(e.kvTokens, `${path}.kvTokens`, undefined, 1),
     apiKey: e.apiKey === undefined ? undefined : text(e.apiKey, `${path}.apiKey`),
   };
 }
@@ -184,6 +191,11 @@ export function parseGatewayConfig(json: unknown): GatewayConfig {
   const engines = list(c.engines, 'engines', parseEngine, true);
   if (engines.length === 0) throw bad('engines', 'must list at least one engine');
   uniqueNames(engines, 'engines');
+  // Shares of the fleet's KV need every engine's: one left out would count as none.
+  const unsized = engines.findIndex((e) => e.kvTokens === undefined);
+  if (unsized >= 0 && engines.some((e) => e.kvTokens !== undefined)) {
+    throw bad(`engines[${unsized}].kvTokens`, 'is missing: give kvTokens for every engine or for none');
+  }
   const tenants = list(c.tenants, 'tenants', parseTenant, false);
   uniqueNames(tenants, 'tenants');
   const config: GatewayConfig = {

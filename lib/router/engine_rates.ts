@@ -67,6 +67,11 @@ export class EngineRates {
     return (estimatedTokens * GATEWAY.charsPerToken) / this.charsPerToken;
   }
 
+  /** The gateway's estimate of `engineTokens` of the engine's tokens (engineTokens' inverse). */
+  estimatedTokens(engineTokens: number): number {
+    return (engineTokens * this.charsPerToken) / GATEWAY.charsPerToken;
+  }
+
   /** Seconds the engine takes to prefill `estimatedTokens` (the gateway's estimate) it does not cache. */
   prefillS(estimatedTokens: number): number {
     return this.engineTokens(estimatedTokens) * this.secondsPerToken;

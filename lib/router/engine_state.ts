@@ -80,6 +80,15 @@ export class EngineState<Q extends QueuedCall = QueuedCall> implements EngineVie
     this.holdsSessions = SESSION_SLOT_KINDS.has(config.kind);
   }
 
+  /**
+   * Its KV cache in blocks of the gateway's token estimates (EngineView.capacityBlocks), from the config's
+   * kvTokens converted by the characters per token learned from its answers; undefined where not configured.
+   */
+  get capacityBlocks(): number | undefined {
+    const kvTokens = this.config.kvTokens;
+    return kvTokens === undefined ? undefined : this.rates.estimatedTokens(kvTokens) / this.blockSize;
+  }
+
   /** Calls in flight it may have: the gateway's bound (EngineView.places). */
   get places(): number {
     return this.config.capacity;

@@ -58,7 +58,7 @@ export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly
   const graph = name === 'round-robin' || name === 'least-loaded' || name === 'affinity' ? undefined : new AgentExecutionGraph();
   const routing: GatewayRouting =
     name === 'saga' || name === 'saga-routing'
-      ? new AffinityStealingRouting(liveness(graph), { separateKinds: true })
+      ? new AffinityStealingRouting(liveness(graph), { separateKinds: true, fairPlacement: name === 'saga' })
       : name === 'affinity' || name === 'afs'
         ? new SessionAffinityRouting()
         : name === 'round-robin'
