@@ -299,9 +299,9 @@ export const ROUTING = {
  *   fill. A memory-bound decode step reads its batch's whole context (on an H100 with Llama-3.1-8B a full KV
  *   is 3.3x the weights), so engines packed full slow every call on them; the rest absorbs the contexts'
  *   growth between routing decisions. Measured on the flood scenario's light load (docs/fairness.md): with
- *   no headroom (1) the other tenants met the SLO on 94-96% of tasks on 64 GPUs; 0.75: 97.4%, 100% and 98.4% (seeds 1-3);
- *   0.6 gave 100%, 99.7% and 99.7% (seeds 1-3), and 100% on 8 GPUs (seeds 1-3), where the flood's mean
- *   slowdown rose from about 25 to about 32: what the headroom costs it.
+ *   no headroom (1) the other tenants met the SLO on 94-96% of tasks on 64 GPUs (seeds 1-3); 0.75 gave
+ *   97.4%, 100% and 98.4%; 0.6 gave 100%, 99.7% and 99.7%, and 100% on 8 GPUs (seeds 1-3), where the
+ *   flood's mean slowdown rose from about 25 to about 32: what the headroom costs it.
  */
 export const FAIR_PLACEMENT = {
   floodFactor: 5,

@@ -28,9 +28,9 @@
  *   reads the batch's whole context, so a full engine decodes each of its calls several times slower than
  *   a light one), at least one, at most their equal shares of the fleet (N times their number over the
  *   live tenants', rounded down) and N - 1: the engines homing most of their context (their KV is there,
- *   so the set moves little from one decision to the next). A protected tenant's sessions are homed among them, a flooding tenant's
- *   among the rest; a session homed in the other group's engines moves to its own at its next call, and no
- *   steal moves one across.
+ *   so the set moves little from one decision to the next). A protected tenant's sessions are homed among
+ *   them, a flooding tenant's among the rest; a session homed in the other group's engines moves to its
+ *   own at its next call, and no steal moves one across.
  * - Otherwise every engine is open to every session, as without the placement.
  */
 import { FAIR_PLACEMENT } from '../constants';
