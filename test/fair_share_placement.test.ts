@@ -184,6 +184,20 @@ describe('fair-share placement', () => {
     expect(placement.current()?.protectedEngines.size).toBe(expected);
   });
 
+  it("weighs sessions by the routing's liveness: those judged ended (a gateway's long-away sessions) do not count", () => {
+    const ended = new Set<number>();
+    const placement = new FairSharePlacement(() => undefined, (session) => (ended.has(session) ? 0 : 1));
+    const engines = fleet(4);
+    placement.arrive(call(0, 'light', ENGINE_TOKENS, 0), 0);
+    for (let i = 0; i < 30; i++) placement.arrive(call(100 + i, 'flood', ENGINE_TOKENS, i * 0.1), i * 0.1);
+    placement.update(engines, 3);
+    expect(placement.current()?.protectedTenants).toEqual(new Set(['light']));
+    // 28 of the flood's sessions judged ended: it holds 2 engines' worth, the fleet 4, and the groups go.
+    for (let i = 0; i < 28; i++) ended.add(100 + i);
+    placement.update(engines, 4);
+    expect(placement.current()).toBeUndefined();
+  });
+
   it('never steals a call across the groups', () => {
     const engines = fleet(4);
     const routing = new AffinityStealingRouting(undefined, { fairPlacement: true });

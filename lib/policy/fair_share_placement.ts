@@ -35,7 +35,7 @@
  */
 import { FAIR_PLACEMENT } from '../constants';
 import { ArrivalRate } from '../util/arrival_rate';
-import type { CallInfo, EngineView, PolicyEvent } from './types';
+import type { CallInfo, EngineView, PolicyEvent, SessionLiveness } from './types';
 
 interface LiveSession {
   readonly tenant: string;
@@ -61,8 +61,15 @@ export class FairSharePlacement {
   private readonly flooding = new Set<string>();
   private groups: PlacementGroups | undefined;
 
-  /** `homeOf`: where a live session is homed (the routing's record). */
-  constructor(private readonly homeOf: (session: number) => number | undefined) {}
+  /**
+   * `homeOf`: where a live session is homed (the routing's record). `liveness`: how much a session counts
+   * (a gateway's judgement that a session long away has ended, before its idle expiry ends it); all
+   * sessions count whole without it.
+   */
+  constructor(
+    private readonly homeOf: (session: number) => number | undefined,
+    private readonly liveness?: SessionLiveness,
+  ) {}
 
   /** A call arrives: its session is live, with at least its prompt as context; a new one is counted opening. */
   arrive(call: CallInfo, nowS: number): void {
@@ -99,7 +106,7 @@ export class FairSharePlacement {
     for (const e of engines) capacityTokens += (e.capacityBlocks ?? NaN) * e.blockSize;
     // Every engine's KV is needed (one unknown would count as none): else the placement is inert.
     if (n < 2 || !(capacityTokens > 0)) return;
-    const demand = this.demandInEngines(capacityTokens / n);
+    const demand = this.demandInEngines(capacityTokens / n, nowS);
     const level = waterLevel([...demand.values()], n);
     for (const tenant of this.flooding) if (!((demand.get(tenant) ?? 0) > level)) this.flooding.delete(tenant);
     if (level === Infinity || demand.size < 2) return;
@@ -145,12 +152,14 @@ export class FairSharePlacement {
   }
 
   /** Each live tenant's demand, in engines of `engineTokens` KV tokens. */
-  private demandInEngines(engineTokens: number): Map<string, number> {
+  private demandInEngines(engineTokens: number, nowS: number): Map<string, number> {
     const demand = new Map<string, number>();
-    for (const s of this.sessions.values()) {
+    for (const [session, s] of this.sessions) {
+      const live = this.liveness?.(session, nowS) ?? 1;
+      if (live <= 0) continue;
       const kind = this.ended.get(s.kind);
       const tokens = kind === undefined ? s.tokens : Math.max(s.tokens, kind.tokens / kind.sessions);
-      demand.set(s.tenant, (demand.get(s.tenant) ?? 0) + tokens / engineTokens);
+      demand.set(s.tenant, (demand.get(s.tenant) ?? 0) + (live * tokens) / engineTokens);
     }
     return demand;
   }

@@ -44,8 +44,8 @@
  * interval).
  */
 import type { CallInfo, EngineView, RoutingPolicy, Steal, WaitingInfo } from './types';
-import { SessionAffinityRouting, type SessionLiveness } from './vllm';
-import type { AffinityOptions, PolicyEvent } from './types';
+import { SessionAffinityRouting } from './vllm';
+import type { AffinityOptions, PolicyEvent, SessionLiveness } from './types';
 
 export class AffinityStealingRouting implements RoutingPolicy {
   readonly name = 'saga-routing';

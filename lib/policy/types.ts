@@ -245,6 +245,14 @@ export type PolicyEvent =
       readonly endS?: number;
     };
 
+/**
+ * How much a session homed on an engine counts as live, from 0 to 1 (1 while a call of it is queued or
+ * running): its chance of calling again, or a gateway's 0-or-1 judgement. A gateway hears of a program's end
+ * only if its client says so; it judges from the AEG that a session away longer than any gap its step has
+ * shown has ended (lib/router/policies.ts).
+ */
+export type SessionLiveness = (session: number, nowS: number) => number;
+
 /** Options of session-affinity routing (SessionAffinityRouting and the saga routing built on it). */
 export interface AffinityOptions {
   /** Prefer engines whose live sessions are of the new session's workflow kind (SessionAffinityRouting.otherKindShare). */

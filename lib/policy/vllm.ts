@@ -23,18 +23,10 @@ import { ROUTING } from '../constants';
 import { composeBundle } from './bundle';
 import { FairSharePlacement } from './fair_share_placement';
 import { KindSeparation } from './kind_separation';
-import type { AffinityOptions, CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo } from './types';
+import type { AffinityOptions, CallInfo, EngineView, EvictionPolicy, PolicyBundle, PolicyEvent, QueuePolicy, ReleaseInfo, RoutingPolicy, RunningInfo, SessionLiveness } from './types';
 
 /** How many more live sessions than the least loaded engine an engine may have and still win on prefix. */
 export const ROUTING_SLACK_SESSIONS = ROUTING.newSessionSlack;
-
-/**
- * How much a session homed on an engine counts as live, from 0 to 1 (1 while a call of it is queued or
- * running): its chance of calling again, or a gateway's 0-or-1 judgement. A gateway hears of a program's end
- * only if its client says so; it judges from the AEG that a session away longer than any gap its step has
- * shown has ended (lib/router/policies.ts).
- */
-export type SessionLiveness = (session: number, nowS: number) => number;
 
 export class SessionAffinityRouting implements RoutingPolicy {
   readonly name = 'session-affinity';
@@ -65,7 +57,7 @@ export class SessionAffinityRouting implements RoutingPolicy {
     options: AffinityOptions = {},
   ) {
     this.kinds = options.separateKinds === true ? new KindSeparation() : undefined;
-    this.placement = options.fairPlacement === true ? new FairSharePlacement((session) => this.home.get(session)) : undefined;
+    this.placement = options.fairPlacement === true ? new FairSharePlacement((session) => this.home.get(session), liveness) : undefined;
   }
 
   route(call: CallInfo, engines: readonly EngineView[], nowS: number): number {

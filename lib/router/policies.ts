@@ -19,8 +19,8 @@ import { DEFAULT_SLO } from '../metrics/metrics';
 import { AfsQueue } from '../policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../policy/load_balancing';
 import { AffinityStealingRouting } from '../policy/saga_routing';
-import type { PolicyEvent, QueuePolicy, RoutingPolicy } from '../policy/types';
-import { FcfsQueue, SessionAffinityRouting, type SessionLiveness } from '../policy/vllm';
+import type { PolicyEvent, QueuePolicy, RoutingPolicy, SessionLiveness } from '../policy/types';
+import { FcfsQueue, SessionAffinityRouting } from '../policy/vllm';
 import type { GatewayPolicyName, TenantConfig } from './config';
 
 /** A routing policy whose sessions have homes the gateway can move (when a home engine goes down). */
