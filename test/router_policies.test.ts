@@ -30,7 +30,7 @@ describe('gateway policies', () => {
 
   it.each(['saga', 'afs'] as const)("%s charges fair share in the engines' prices when the gateway gives them", (name) => {
     const prices = [1, 30];
-    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }], (engineId) => prices[engineId]);
+    const p = createGatewayPolicies(name, [{ name: 'a', weight: 1, slo: { slowdown: 3 } }], { decodePrice: (engineId) => prices[engineId] });
     const queue = p.queue as AfsQueue;
     for (const engineId of [0, 1]) {
       const info = call(engineId, 0, 0);
@@ -115,11 +115,12 @@ describe('gateway policies', () => {
   );
 
   it.each([
-    ['saga', true, 100],
-    ['saga', false, undefined],
-    ['saga-routing', false, 100],
-  ] as const)('%s keeps a flooding tenant off the light tenant\'s engine: %s (engines reporting %s KV blocks)', (name, apart, capacityBlocks) => {
-    const p = createGatewayPolicies(name, []);
+    ['saga', true, 100, true],
+    ['saga', false, undefined, false],
+    ['saga', false, 100, false],
+    ['saga-routing', false, 100, true],
+  ] as const)('%s keeps a flooding tenant off the light tenant\'s engine: %s (engines reporting %s KV blocks; sized in the config: %s)', (name, apart, capacityBlocks, enginesSized) => {
+    const p = createGatewayPolicies(name, [], { enginesSized });
     // Four engines of 100 blocks (1,600 tokens); one light session of half an engine, then a flood session
     // of half an engine every 0.5 s: after a few the flood is over its share, opening sessions far faster.
     const engines = [0, 1, 2, 3].map((id) => fakeEngine(id, capacityBlocks === undefined ? {} : { capacityBlocks }));

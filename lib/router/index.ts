@@ -47,7 +47,10 @@ export async function startGateway(input: GatewayConfig | GatewayConfigInput, op
   const config = parseGatewayConfig(input);
   const engines = config.engines.map((engineConfig, i) => new EngineState<GatewayCall>(i, engineConfig));
   const metrics = new GatewayMetrics(engines);
-  const policies = createGatewayPolicies(config.policy, config.tenants, (engineId) => engines[engineId].rates.decodePrice);
+  const policies = createGatewayPolicies(config.policy, config.tenants, {
+    decodePrice: (engineId) => engines[engineId].rates.decodePrice,
+    enginesSized: config.engines.every((e) => e.kvTokens !== undefined),
+  });
   const upstream = new Upstream(engines, config);
   const scheduler = new Scheduler(engines, policies, config, metrics, upstream.run);
   const sessions = new SessionTable();

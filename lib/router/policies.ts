@@ -48,17 +48,24 @@ export interface StealEvent {
   readonly nowS: number;
 }
 
-/**
- * `decodePrice`: each engine's price of an output token in prefill tokens for Agent Fair Share, as the
- * gateway learns it (EngineRates), so a tenant is charged for the engine time its answers take; without it,
- * plain tokens.
- */
-export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[], decodePrice?: (engineId: number) => number): GatewayPolicies {
+/** What the gateway knows of its engines, for the policies that use it. */
+export interface GatewayPolicyOptions {
+  /**
+   * Each engine's price of an output token in prefill tokens for Agent Fair Share, as the gateway learns it
+   * (EngineRates), so a tenant is charged for the engine time its answers take; without it, plain tokens.
+   */
+  readonly decodePrice?: (engineId: number) => number;
+  /** Every engine's KV size is configured (`kvTokens`): saga's routing runs fair-share placement. */
+  readonly enginesSized?: boolean;
+}
+
+export function createGatewayPolicies(name: GatewayPolicyName, tenants: readonly TenantConfig[], options: GatewayPolicyOptions = {}): GatewayPolicies {
+  const { decodePrice } = options;
   let queue: QueuePolicy & Observer;
   const graph = name === 'round-robin' || name === 'least-loaded' || name === 'affinity' ? undefined : new AgentExecutionGraph();
   const routing: GatewayRouting =
     name === 'saga' || name === 'saga-routing'
-      ? new AffinityStealingRouting(liveness(graph), { separateKinds: true, fairPlacement: name === 'saga' })
+      ? new AffinityStealingRouting(liveness(graph), { separateKinds: true, fairPlacement: name === 'saga' && options.enginesSized === true })
       : name === 'affinity' || name === 'afs'
         ? new SessionAffinityRouting()
         : name === 'round-robin'
