@@ -7,35 +7,17 @@ import { describe, expect, it } from 'vitest';
 import { FAIR_PLACEMENT } from '../lib/constants';
 import { FairSharePlacement, waterLevel } from '../lib/policy/fair_share_placement';
 import { AffinityStealingRouting } from '../lib/policy/saga_routing';
-import type { CallInfo } from '../lib/policy/types';
 import { fakeEngine, type FakeEngine } from './helpers/fake_engine';
+import { FLOOD_ENGINE_BLOCKS, FLOOD_ENGINE_TOKENS, routeFlood, sessionCall } from './helpers/flood_routing';
 
-const BLOCK = 16;
-/** 100 blocks of 16 tokens: 1,600 tokens of KV per engine. */
-const ENGINE_TOKENS = 1600;
+const ENGINE_TOKENS = FLOOD_ENGINE_TOKENS;
+const call = sessionCall;
+const flood = routeFlood;
 
 /** `capacityBlocks`: null for an engine that does not report it (test/helpers/fake_engine.ts). */
 const engine = (id: number, capacityBlocks: number | null): FakeEngine => fakeEngine(id, capacityBlocks === null ? {} : { capacityBlocks });
 
-function call(session: number, tenant: string, promptTokens: number, arrivalS: number, callIndex = 0): CallInfo {
-  return { taskIndex: session, callIndex, session, tenant, kind: 'coding', arrivalS, promptTokens, outputTokens: 10, blockHashes: new BigUint64Array(0) };
-}
-
-const fleet = (n: number, capacityBlocks: number | null = ENGINE_TOKENS / BLOCK) => Array.from({ length: n }, (_, i) => engine(i, capacityBlocks));
-
-/**
- * One light session (half an engine of context) at t = 0, then a flood session of half an engine every
- * 0.5 s from t = 1 until `floodSessions` are open, all routed by `routing`. Returns the flood's sessions' homes.
- */
-function flood(routing: AffinityStealingRouting, engines: FakeEngine[], floodSessions: number): { lightHome: number; floodHomes: number[] } {
-  const lightHome = routing.route(call(0, 'light', ENGINE_TOKENS / 2, 0), engines, 0);
-  const floodHomes: number[] = [];
-  for (let i = 0; i < floodSessions; i++) {
-    const t = 1 + i * 0.5;
-    floodHomes.push(routing.route(call(100 + i, 'flood', ENGINE_TOKENS / 2, t), engines, t));
-  }
-  return { lightHome, floodHomes };
-}
+const fleet = (n: number, capacityBlocks: number | null = FLOOD_ENGINE_BLOCKS) => Array.from({ length: n }, (_, i) => engine(i, capacityBlocks));
 
 describe('waterLevel (max-min fair share)', () => {
   it('is the level that shares the capacity, and Infinity when the demands fit', () => {

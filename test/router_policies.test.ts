@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import type { CallInfo } from '../lib/policy/types';
 import { fakeEngine } from './helpers/fake_engine';
+import { FLOOD_ENGINE_BLOCKS, routeFlood } from './helpers/flood_routing';
 import { AfsQueue } from '../lib/policy/afs';
 import { LeastLoadedRouting, RoundRobinRouting } from '../lib/policy/load_balancing';
 import { AffinityStealingRouting } from '../lib/policy/saga_routing';
@@ -115,28 +116,15 @@ describe('gateway policies', () => {
   );
 
   it.each([
-    ['saga', true, 100, true],
+    ['saga', true, FLOOD_ENGINE_BLOCKS, true],
     ['saga', false, undefined, false],
-    ['saga', false, 100, false],
-    ['saga-routing', false, 100, true],
+    ['saga', false, FLOOD_ENGINE_BLOCKS, false],
+    ['saga-routing', false, FLOOD_ENGINE_BLOCKS, true],
   ] as const)('%s keeps a flooding tenant off the light tenant\'s engine: %s (engines reporting %s KV blocks; sized in the config: %s)', (name, apart, capacityBlocks, enginesSized) => {
     const p = createGatewayPolicies(name, [], { enginesSized });
-    // Four engines of 100 blocks (1,600 tokens); one light session of half an engine, then a flood session
-    // of half an engine every 0.5 s: after a few the flood is over its share, opening sessions far faster.
+    // After a few flood sessions the flood is over its share, opening sessions far faster than the light tenant.
     const engines = [0, 1, 2, 3].map((id) => fakeEngine(id, capacityBlocks === undefined ? {} : { capacityBlocks }));
-    const session = (id: number, tenant: string, nowS: number): CallInfo => ({
-      taskIndex: id,
-      callIndex: 0,
-      session: id,
-      tenant,
-      kind: 'k',
-      arrivalS: nowS,
-      promptTokens: 800,
-      outputTokens: 8,
-      blockHashes: new BigUint64Array(0),
-    });
-    const lightHome = p.routing.route(session(0, 'light', 0), engines, 0);
-    const floodHomes = Array.from({ length: 24 }, (_, i) => p.routing.route(session(100 + i, 'flood', 1 + i / 2), engines, 1 + i / 2));
+    const { lightHome, floodHomes } = routeFlood(p.routing, engines, 24);
     expect(floodHomes.slice(-12).includes(lightHome)).toBe(!apart);
   });
 

@@ -32,10 +32,11 @@
  *   Live sessions are counted, or, given a liveness estimate (a gateway's, from the AEG: nothing over HTTP
  *   says a program ended), summed by it.
  *
- * - Fair-share placement (`fairPlacement`, saga's; at a gateway where the engines' KV sizes are configured): while one tenant floods the fleet (over its
- *   max-min share of the KV and opening sessions several times as fast as the others), the other tenants'
- *   sessions are homed on engines of their own, which it is kept off, and no move crosses between the two
- *   (./fair_share_placement.ts says why and how many engines each side gets).
+ * - Fair-share placement (`fairPlacement`: saga's, in the simulator and at a gateway whose engines' KV sizes
+ *   are configured): while one tenant floods the fleet (over its max-min share of the KV and opening
+ *   sessions several times as fast as the others), the other tenants' sessions are homed on engines of
+ *   their own, which it is kept off, and no move crosses between the two (./fair_share_placement.ts says
+ *   why and how many engines each side gets).
  *
  * Load bound: a new session is never homed on an engine with more than ROUTING.newSessionSlack live
  * sessions over the least loaded, and homes move only to engines with an empty queue, so the spread of
